@@ -1,0 +1,306 @@
+#include "controller/config.h"
+
+#include <ini.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INSTRUMENT_PREFIX "instrument."
+
+struct load_state {
+    struct config *config;
+    char *err;
+    size_t err_size;
+};
+
+void config_defaults(struct config *config)
+{
+    memset(config, 0, sizeof(*config));
+    snprintf(config->lab_id, sizeof(config->lab_id), "LAB");
+    snprintf(config->database, sizeof(config->database), "/var/lib/toxlab/toxlab.db");
+    snprintf(config->socket_path, sizeof(config->socket_path), "/run/toxlab/toxlab.sock");
+    snprintf(config->socket_group, sizeof(config->socket_group), "toxlab-users");
+    snprintf(config->thresholds, sizeof(config->thresholds), "/etc/toxlab/thresholds.tsv");
+    snprintf(config->timezone, sizeof(config->timezone), "Asia/Shanghai");
+    config->max_clients = 64;
+}
+
+static void instrument_defaults(struct instrument_config *inst, const char *id)
+{
+    memset(inst, 0, sizeof(*inst));
+    snprintf(inst->id, sizeof(inst->id), "%s", id);
+    inst->baud = 19200;
+    inst->parity = 'E';
+    inst->data_bits = 8;
+    inst->stop_bits = 1;
+    inst->slave = 1;
+    inst->response_timeout_ms = 1000;
+    inst->poll_interval_ms = 500;
+    inst->retry_ms = 1000;
+    inst->retry_max_ms = 30000;
+    inst->grace_period_ms = 120000;
+}
+
+static int parse_int(const char *value, int min, int max, int *out)
+{
+    char *end;
+    long parsed = strtol(value, &end, 10);
+
+    if (*value == '\0' || *end != '\0' || parsed < min || parsed > max) {
+        return -1;
+    }
+    *out = (int)parsed;
+    return 0;
+}
+
+static int set_text(char *field, size_t size, const char *value)
+{
+    if (strlen(value) >= size) {
+        return -1;
+    }
+    snprintf(field, size, "%s", value);
+    return 0;
+}
+
+static bool valid_lab_id(const char *value)
+{
+    if (value[0] == '\0' || strlen(value) > 16) {
+        return false;
+    }
+    for (const char *p = value; *p; p++) {
+        bool ok = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9');
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Returns 0 on success, -1 for a bad value, -2 for an unknown key. */
+static int set_daemon_key(struct config *config, const char *key, const char *value)
+{
+    if (strcmp(key, "lab_id") == 0) {
+        return valid_lab_id(value) ? set_text(config->lab_id, sizeof(config->lab_id), value) : -1;
+    }
+    if (strcmp(key, "database") == 0) {
+        return set_text(config->database, sizeof(config->database), value);
+    }
+    if (strcmp(key, "socket") == 0) {
+        return set_text(config->socket_path, sizeof(config->socket_path), value);
+    }
+    if (strcmp(key, "socket_group") == 0) {
+        return set_text(config->socket_group, sizeof(config->socket_group), value);
+    }
+    if (strcmp(key, "thresholds") == 0) {
+        return set_text(config->thresholds, sizeof(config->thresholds), value);
+    }
+    if (strcmp(key, "timezone") == 0) {
+        return set_text(config->timezone, sizeof(config->timezone), value);
+    }
+    if (strcmp(key, "max_clients") == 0) {
+        return parse_int(value, 1, 1024, &config->max_clients);
+    }
+    return -2;
+}
+
+static int set_parity(struct instrument_config *inst, const char *value)
+{
+    if (strlen(value) != 1 || strchr("NEO", value[0]) == NULL) {
+        return -1;
+    }
+    inst->parity = value[0];
+    return 0;
+}
+
+static int set_instrument_key(struct instrument_config *inst, const char *key, const char *value)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+        int min;
+        int max;
+    } numbers[] = {
+        {"baud", offsetof(struct instrument_config, baud), 300, 4000000},
+        {"data_bits", offsetof(struct instrument_config, data_bits), 5, 8},
+        {"stop_bits", offsetof(struct instrument_config, stop_bits), 1, 2},
+        {"slave", offsetof(struct instrument_config, slave), 1, 247},
+        {"response_timeout_ms", offsetof(struct instrument_config, response_timeout_ms), 1,
+         600000},
+        {"poll_interval_ms", offsetof(struct instrument_config, poll_interval_ms), 1, 600000},
+        {"retry_ms", offsetof(struct instrument_config, retry_ms), 1, 3600000},
+        {"retry_max_ms", offsetof(struct instrument_config, retry_max_ms), 1, 3600000},
+        {"grace_period_ms", offsetof(struct instrument_config, grace_period_ms), 1, 86400000},
+    };
+
+    if (strcmp(key, "driver") == 0) {
+        return set_text(inst->driver, sizeof(inst->driver), value);
+    }
+    if (strcmp(key, "device") == 0) {
+        return set_text(inst->device, sizeof(inst->device), value);
+    }
+    if (strcmp(key, "parity") == 0) {
+        return set_parity(inst, value);
+    }
+    for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        if (strcmp(key, numbers[i].key) == 0) {
+            return parse_int(value, numbers[i].min, numbers[i].max,
+                             (int *)((char *)inst + numbers[i].offset));
+        }
+    }
+    return -2;
+}
+
+static bool valid_instrument_id(const char *id)
+{
+    if (id[0] == '\0' || strlen(id) > INSTRUMENT_ID_MAX) {
+        return false;
+    }
+    for (const char *p = id; *p; p++) {
+        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static struct instrument_config *instrument_for(struct config *config, const char *id)
+{
+    for (size_t i = 0; i < config->instrument_count; i++) {
+        if (strcmp(config->instruments[i].id, id) == 0) {
+            return &config->instruments[i];
+        }
+    }
+    if (!valid_instrument_id(id) || config->instrument_count == CONFIG_MAX_INSTRUMENTS) {
+        return NULL;
+    }
+    struct instrument_config *inst = &config->instruments[config->instrument_count++];
+    instrument_defaults(inst, id);
+    return inst;
+}
+
+/* Applies one key; returns 0 or -1 with err holding the reason. */
+static int apply_key(struct config *config, const char *section, const char *key,
+                     const char *value, char *err, size_t err_size)
+{
+    int status;
+
+    if (strcmp(section, "daemon") == 0) {
+        status = set_daemon_key(config, key, value);
+    } else if (strncmp(section, INSTRUMENT_PREFIX, strlen(INSTRUMENT_PREFIX)) == 0) {
+        struct instrument_config *inst =
+            instrument_for(config, section + strlen(INSTRUMENT_PREFIX));
+        if (inst == NULL) {
+            snprintf(err, err_size,
+                     "invalid instrument section [%s]: IDs use a-z, 0-9, '-' and '_', at most "
+                     "%d characters and %d instruments",
+                     section, INSTRUMENT_ID_MAX, CONFIG_MAX_INSTRUMENTS);
+            return -1;
+        }
+        status = set_instrument_key(inst, key, value);
+    } else {
+        snprintf(err, err_size, "unknown section [%s]", section);
+        return -1;
+    }
+    if (status == -2) {
+        snprintf(err, err_size, "unknown key '%s' in [%s]", key, section);
+    } else if (status != 0) {
+        snprintf(err, err_size, "invalid value '%s' for key '%s' in [%s]", value, key, section);
+    }
+    return status == 0 ? 0 : -1;
+}
+
+static int config_ini_handler(void *user, const char *section, const char *key, const char *value)
+{
+    struct load_state *state = user;
+
+    if (key == NULL) {
+        return 1; /* A section header alone is fine. */
+    }
+    char reason[512];
+
+    if (apply_key(state->config, section, key, value, reason, sizeof(reason)) == 0) {
+        return 1;
+    }
+    /* inih reports the first failing line, so keep the first reason too. */
+    if (state->err[0] == '\0') {
+        snprintf(state->err, state->err_size, "%s", reason);
+    }
+    return 0;
+}
+
+int config_load(struct config *config, const char *path, char *err, size_t err_size)
+{
+    char reason[512] = "";
+    struct load_state state = {config, reason, sizeof(reason)};
+    int line = ini_parse(path, config_ini_handler, &state);
+
+    if (line == -1) {
+        snprintf(err, err_size, "%s: cannot open the configuration file", path);
+        return -1;
+    }
+    if (line != 0) {
+        snprintf(err, err_size, "%s:%d: %s", path, line,
+                 reason[0] ? reason : "syntax error (expected [section] or key = value)");
+        return -1;
+    }
+    return 0;
+}
+
+int config_override(struct config *config, const char *assignment, char *err, size_t err_size)
+{
+    const char *equals = strchr(assignment, '=');
+    char name[256];
+    char *dot;
+
+    if (equals == NULL || (size_t)(equals - assignment) >= sizeof(name)) {
+        snprintf(err, err_size, "-o %s: expected section.key=value", assignment);
+        return -1;
+    }
+    snprintf(name, sizeof(name), "%.*s", (int)(equals - assignment), assignment);
+    dot = strrchr(name, '.');
+    if (dot == NULL || dot == name || dot[1] == '\0') {
+        snprintf(err, err_size, "-o %s: expected section.key=value", assignment);
+        return -1;
+    }
+    *dot = '\0';
+    char reason[512];
+    if (apply_key(config, name, dot + 1, equals + 1, reason, sizeof(reason)) != 0) {
+        snprintf(err, err_size, "-o %s: %s", assignment, reason);
+        return -1;
+    }
+    return 0;
+}
+
+int config_validate(const struct config *config, char *err, size_t err_size)
+{
+    for (size_t i = 0; i < config->instrument_count; i++) {
+        const struct instrument_config *inst = &config->instruments[i];
+        if (inst->driver[0] == '\0') {
+            snprintf(err, err_size, "[instrument.%s]: missing key 'driver'", inst->id);
+            return -1;
+        }
+        if (inst->device[0] == '\0') {
+            snprintf(err, err_size, "[instrument.%s]: missing key 'device'", inst->id);
+            return -1;
+        }
+        if (inst->retry_max_ms < inst->retry_ms) {
+            snprintf(err, err_size, "[instrument.%s]: retry_max_ms is less than retry_ms",
+                     inst->id);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const struct instrument_config *config_find_instrument(const struct config *config,
+                                                       const char *id)
+{
+    for (size_t i = 0; i < config->instrument_count; i++) {
+        if (strcmp(config->instruments[i].id, id) == 0) {
+            return &config->instruments[i];
+        }
+    }
+    return NULL;
+}

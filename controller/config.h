@@ -1,0 +1,54 @@
+/* toxlabd's INI configuration (read with inih), with -o overrides. Every
+ * key is listed in config.c with its default; unknown keys are errors. */
+#ifndef TOXLAB_CONFIG_H
+#define TOXLAB_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#define CONFIG_MAX_INSTRUMENTS 16
+#define INSTRUMENT_ID_MAX 31
+
+struct instrument_config {
+    char id[INSTRUMENT_ID_MAX + 1];
+    char driver[16];
+    char device[PATH_MAX];
+    int baud;
+    char parity; /* 'N', 'E' or 'O' */
+    int data_bits;
+    int stop_bits;
+    int slave;
+    int response_timeout_ms;
+    int poll_interval_ms;
+    int retry_ms;     /* first delay before reopening a lost port */
+    int retry_max_ms; /* the backoff doubles up to this */
+    int grace_period_ms;
+};
+
+struct config {
+    char lab_id[17];
+    char database[PATH_MAX];
+    char socket_path[108];
+    char socket_group[64];
+    char thresholds[PATH_MAX];
+    char timezone[64];
+    int max_clients;
+    size_t instrument_count;
+    struct instrument_config instruments[CONFIG_MAX_INSTRUMENTS];
+};
+
+void config_defaults(struct config *config);
+
+/* Reads path into config. Returns 0, or -1 with "FILE:LINE: message" in err. */
+int config_load(struct config *config, const char *path, char *err, size_t err_size);
+
+/* Applies one "section.key=value" override. Returns 0, or -1 with err set. */
+int config_override(struct config *config, const char *assignment, char *err, size_t err_size);
+
+/* Checks values that depend on each other. Returns 0, or -1 with err set. */
+int config_validate(const struct config *config, char *err, size_t err_size);
+
+const struct instrument_config *config_find_instrument(const struct config *config,
+                                                       const char *id);
+
+#endif

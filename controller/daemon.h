@@ -1,0 +1,92 @@
+/* State of toxlabd shared by the event loop's modules: the server (socket
+ * and clients), the stop and test logic, and main. Only the event loop's
+ * thread touches it; line threads talk to it through line events. */
+#ifndef TOXLAB_DAEMON_H
+#define TOXLAB_DAEMON_H
+
+#include "controller/config.h"
+#include "controller/line.h"
+#include "controller/log.h"
+#include "controller/thresholds.h"
+#include "controller/ulid.h"
+#include "protocol/client_proto.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define CLIENT_MAX_WATCHES 16
+#define CLIENT_MAX_OUTPUT (4 * 1024 * 1024)
+
+struct instrument {
+    const struct instrument_config *config;
+    const struct driver_ops *ops;
+    struct line line;
+    bool online;
+    struct driver_identity identity;
+    char last_error[DRIVER_ERR_SIZE];
+    struct log_throttle errors;
+    /* The test in progress; empty when the instrument is free. */
+    char test_id[RECORD_ID_SIZE];
+    char stop_id[RECORD_ID_SIZE];
+    uint32_t host_test_id;
+    int64_t last_contact_ms; /* monotonic time of the last good reply */
+    char step[24];
+    int percent;
+};
+
+struct client {
+    struct client *next;
+    int fd;
+    pid_t pid;
+    uid_t uid;
+    struct proto_reader reader;
+    char *output;
+    size_t output_used;
+    size_t output_size;
+    bool closing;
+    size_t watch_count;
+    char watches[CLIENT_MAX_WATCHES][RECORD_ID_SIZE]; /* stop or test IDs */
+};
+
+struct daemon {
+    struct config config;
+    sqlite3 *db;
+    struct threshold_set thresholds;
+    size_t instrument_count;
+    struct instrument instruments[CONFIG_MAX_INSTRUMENTS];
+    int listen_fd;
+    bool listen_fd_inherited;
+    struct client *clients;
+    size_t client_count;
+};
+
+/* server.c: the UNIX socket and the clients. */
+int server_listen(struct daemon *daemon, char *err, size_t err_size);
+void server_close(struct daemon *daemon);
+void server_accept(struct daemon *daemon);
+void server_read(struct daemon *daemon, struct client *client);
+void server_flush(struct client *client);
+void server_reap(struct daemon *daemon);
+void client_send(struct client *client, json_t *message); /* takes the reference */
+void client_watch(struct client *client, const char *id);
+void client_unwatch(struct client *client, const char *id);
+
+/* Sends an event to every client watching one of the IDs (NULLs skipped);
+ * unwatch removes those watches afterwards. Takes the reference. */
+void server_publish(struct daemon *daemon, const char *stop_id, const char *test_id,
+                    json_t *event, bool unwatch);
+
+/* stops.c: commands and line events. */
+json_t *command_dispatch(struct daemon *daemon, struct client *client, json_int_t id,
+                         const char *cmd, json_t *args);
+void stops_handle_event(struct daemon *daemon, struct line_event *event);
+
+/* Interrupts tests whose analyzer stayed silent past the grace period and
+ * returns the milliseconds until the next deadline (or -1 for none). */
+int stops_check_grace(struct daemon *daemon);
+
+struct instrument *daemon_find_instrument(struct daemon *daemon, const char *id);
+
+#endif

@@ -1,0 +1,1021 @@
+#include "controller/db.h"
+
+#include "controller/log.h"
+#include "controller/timefmt.h"
+#include "protocol/decimal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUSY_TIMEOUT_MS 5000
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS subjects ("
+    " id TEXT PRIMARY KEY, id_type TEXT NOT NULL, number TEXT NOT NULL,"
+    " created TEXT NOT NULL, UNIQUE (id_type, number));"
+    "CREATE TABLE IF NOT EXISTS stops ("
+    " id TEXT PRIMARY KEY, subject_id TEXT NOT NULL REFERENCES subjects(id),"
+    " driving INTEGER NOT NULL, opened TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS specimens ("
+    " id TEXT PRIMARY KEY, barcode TEXT NOT NULL UNIQUE,"
+    " subject_id TEXT NOT NULL REFERENCES subjects(id),"
+    " stop_id TEXT NOT NULL REFERENCES stops(id), matrix TEXT NOT NULL,"
+    " collected TEXT NOT NULL, collected_date INTEGER NOT NULL, created TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS tests ("
+    " id TEXT PRIMARY KEY, stop_id TEXT NOT NULL REFERENCES stops(id),"
+    " instrument TEXT NOT NULL, specimen_id TEXT REFERENCES specimens(id),"
+    " host_test_id INTEGER NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'completed', 'failed',"
+    "  'aborted', 'interrupted')),"
+    " reason TEXT, created TEXT NOT NULL, updated TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS tests_open_host_id ON tests (host_test_id)"
+    " WHERE state IN ('pending', 'running', 'interrupted');"
+    "CREATE TABLE IF NOT EXISTS threshold_sets ("
+    " version TEXT PRIMARY KEY, label TEXT NOT NULL, canonical TEXT NOT NULL,"
+    " loaded TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS results ("
+    " id TEXT PRIMARY KEY, test_id TEXT NOT NULL UNIQUE REFERENCES tests(id),"
+    " host_test_id INTEGER NOT NULL, sequence INTEGER NOT NULL, instrument TEXT NOT NULL,"
+    " serial TEXT, firmware TEXT, calibration TEXT, cartridge_lot TEXT, cartridge_expiry TEXT,"
+    " matrix TEXT NOT NULL, tier TEXT NOT NULL, invalid_reason TEXT,"
+    " received TEXT NOT NULL, clock_synced INTEGER NOT NULL, timezone TEXT NOT NULL,"
+    " threshold_version TEXT NOT NULL REFERENCES threshold_sets(version));"
+    "CREATE TABLE IF NOT EXISTS result_analytes ("
+    " result_id TEXT NOT NULL REFERENCES results(id), position INTEGER NOT NULL,"
+    " analyte TEXT NOT NULL, value_text TEXT NOT NULL, value_micro INTEGER NOT NULL,"
+    " unit TEXT NOT NULL, over_range INTEGER NOT NULL, under_range INTEGER NOT NULL,"
+    " outcome TEXT NOT NULL CHECK (outcome IN ('negative', 'positive', 'presumptive',"
+    "  'invalid')),"
+    " reason TEXT, cutoff_text TEXT, cutoff_unit TEXT, threshold_line INTEGER,"
+    " threshold_source TEXT, PRIMARY KEY (result_id, position));"
+    "CREATE TABLE IF NOT EXISTS decisions ("
+    " id TEXT PRIMARY KEY, stop_id TEXT NOT NULL REFERENCES stops(id),"
+    " subject_id TEXT NOT NULL REFERENCES subjects(id), question TEXT NOT NULL,"
+    " decision TEXT NOT NULL CHECK (decision IN ('refuse', 'cancel', 'void-notice', 'flag',"
+    "  'none')),"
+    " rules TEXT NOT NULL, evidence TEXT NOT NULL, actions TEXT NOT NULL,"
+    " created TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS tests_stop ON tests (stop_id);"
+    "CREATE INDEX IF NOT EXISTS specimens_subject ON specimens (subject_id);"
+    "CREATE INDEX IF NOT EXISTS stops_subject ON stops (subject_id);";
+
+static const char screen_rule_text[] =
+    "positive screen: take a laboratory specimen; no licence action";
+
+const char *db_errmsg(sqlite3 *db)
+{
+    return sqlite3_errmsg(db);
+}
+
+static void now_text(char out[TIMESTAMP_SIZE])
+{
+    time_format_utc(time_realtime_ms(), out);
+}
+
+static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *stmt = NULL;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        log_msg(LOG_ERR, "preparing SQL failed: %s: %s", sqlite3_errmsg(db), sql);
+        return NULL;
+    }
+    return stmt;
+}
+
+/* Binds text arguments 1..n (NULL pointers bind SQL NULL). */
+static void bind_texts(sqlite3_stmt *stmt, int count, const char *const *values)
+{
+    for (int i = 0; i < count; i++) {
+        if (values[i] == NULL || values[i][0] == '\0') {
+            sqlite3_bind_null(stmt, i + 1);
+        } else {
+            sqlite3_bind_text(stmt, i + 1, values[i], -1, SQLITE_TRANSIENT);
+        }
+    }
+}
+
+/* Steps a statement that returns no rows, then finalizes it. */
+static int run_stmt(sqlite3 *db, sqlite3_stmt *stmt)
+{
+    int rc;
+
+    if (stmt == NULL) {
+        return -1;
+    }
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) {
+        log_msg(LOG_ERR, "SQL statement failed: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    return 0;
+}
+
+static int exec_sql(sqlite3 *db, const char *sql)
+{
+    char *message = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &message) != SQLITE_OK) {
+        log_msg(LOG_ERR, "SQL failed: %s", message ? message : sqlite3_errmsg(db));
+        sqlite3_free(message);
+        return -1;
+    }
+    return 0;
+}
+
+static void copy_column(sqlite3_stmt *stmt, int column, char *out, size_t size)
+{
+    const unsigned char *text = sqlite3_column_text(stmt, column);
+
+    snprintf(out, size, "%s", text ? (const char *)text : "");
+}
+
+int db_open(const char *path, sqlite3 **db, char *err, size_t err_size)
+{
+    int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                           SQLITE_OPEN_FULLMUTEX, NULL);
+
+    if (rc != SQLITE_OK) {
+        snprintf(err, err_size, "%s: cannot open the database: %s", path,
+                 *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+        sqlite3_close(*db);
+        *db = NULL;
+        return -1;
+    }
+    sqlite3_busy_timeout(*db, BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(*db, 1);
+    if (exec_sql(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                      " PRAGMA foreign_keys=ON;") != 0 ||
+        exec_sql(*db, schema) != 0) {
+        snprintf(err, err_size, "%s: cannot set up the database: %s", path,
+                 sqlite3_errmsg(*db));
+        sqlite3_close(*db);
+        *db = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void db_close(sqlite3 *db)
+{
+    sqlite3_close(db);
+}
+
+int db_begin(sqlite3 *db)
+{
+    return exec_sql(db, "BEGIN IMMEDIATE");
+}
+
+int db_commit(sqlite3 *db)
+{
+    return exec_sql(db, "COMMIT");
+}
+
+void db_rollback(sqlite3 *db)
+{
+    if (!sqlite3_get_autocommit(db)) {
+        exec_sql(db, "ROLLBACK");
+    }
+}
+
+/* Runs a query with text arguments whose first column is an ID; returns 1
+ * and copies it when a row exists, 0 when none, -1 on error. */
+static int find_id(sqlite3 *db, const char *sql, int count, const char *const *args, char *id,
+                   size_t size)
+{
+    sqlite3_stmt *stmt = prepare(db, sql);
+    int rc;
+
+    if (stmt == NULL) {
+        return -1;
+    }
+    bind_texts(stmt, count, args);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW && id != NULL) {
+        copy_column(stmt, 0, id, size);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_msg(LOG_ERR, "SQL query failed: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    return rc == SQLITE_ROW;
+}
+
+int db_subject_find(sqlite3 *db, const struct subject_id *subject, char id[RECORD_ID_SIZE])
+{
+    const char *args[] = {subject->type, subject->number};
+
+    return find_id(db, "SELECT id FROM subjects WHERE id_type = ?1 AND number = ?2", 2, args, id,
+                   RECORD_ID_SIZE);
+}
+
+int db_subject_add(sqlite3 *db, const char *lab, const struct subject_id *subject,
+                   char id[RECORD_ID_SIZE], bool *existed)
+{
+    char created[TIMESTAMP_SIZE];
+    int found = db_subject_find(db, subject, id);
+
+    *existed = found == 1;
+    if (found != 0) {
+        return found < 0 ? -1 : 0;
+    }
+    record_id_new(lab, id);
+    now_text(created);
+    const char *args[] = {id, subject->type, subject->number, created};
+    sqlite3_stmt *stmt =
+        prepare(db, "INSERT INTO subjects (id, id_type, number, created) VALUES (?1, ?2, ?3, ?4)");
+    if (stmt != NULL) {
+        bind_texts(stmt, 4, args);
+    }
+    return run_stmt(db, stmt);
+}
+
+static const char specimen_columns[] =
+    "SELECT s.id, s.barcode, s.subject_id, s.stop_id, s.matrix, s.collected_date,"
+    " (SELECT count(*) FROM tests t WHERE t.specimen_id = s.id) FROM specimens s ";
+
+static int read_specimen(sqlite3 *db, sqlite3_stmt *stmt, struct specimen_row *row)
+{
+    int rc = sqlite3_step(stmt);
+
+    if (rc == SQLITE_ROW) {
+        copy_column(stmt, 0, row->id, sizeof(row->id));
+        copy_column(stmt, 1, row->barcode, sizeof(row->barcode));
+        copy_column(stmt, 2, row->subject_id, sizeof(row->subject_id));
+        copy_column(stmt, 3, row->stop_id, sizeof(row->stop_id));
+        copy_column(stmt, 4, row->matrix, sizeof(row->matrix));
+        row->collected_date = sqlite3_column_int(stmt, 5);
+        row->test_count = sqlite3_column_int(stmt, 6);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_msg(LOG_ERR, "reading a specimen failed: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    return rc == SQLITE_ROW;
+}
+
+int db_specimen_by_barcode(sqlite3 *db, const char *barcode, struct specimen_row *row)
+{
+    char sql[512];
+    sqlite3_stmt *stmt;
+
+    snprintf(sql, sizeof(sql), "%s WHERE s.barcode = ?1", specimen_columns);
+    stmt = prepare(db, sql);
+    if (stmt == NULL) {
+        return -1;
+    }
+    bind_texts(stmt, 1, &barcode);
+    return read_specimen(db, stmt, row);
+}
+
+int db_specimen_newest_untested(sqlite3 *db, const char *subject_id, const char *matrix,
+                                struct specimen_row *row)
+{
+    char sql[512];
+    const char *args[] = {subject_id, matrix};
+    sqlite3_stmt *stmt;
+
+    snprintf(sql, sizeof(sql),
+             "%s WHERE s.subject_id = ?1 AND s.matrix = ?2 AND NOT EXISTS"
+             " (SELECT 1 FROM tests t WHERE t.specimen_id = s.id)"
+             " ORDER BY s.created DESC, s.id DESC LIMIT 1",
+             specimen_columns);
+    stmt = prepare(db, sql);
+    if (stmt == NULL) {
+        return -1;
+    }
+    bind_texts(stmt, 2, args);
+    return read_specimen(db, stmt, row);
+}
+
+int db_specimen_add(sqlite3 *db, const char *lab, const char *subject_id, const char *barcode,
+                    const char *matrix, const char *stop_id, int64_t collected_ms,
+                    char id[RECORD_ID_SIZE])
+{
+    char created[TIMESTAMP_SIZE];
+    char collected[TIMESTAMP_SIZE];
+    sqlite3_stmt *stmt;
+
+    record_id_new(lab, id);
+    now_text(created);
+    time_format_utc(collected_ms, collected);
+    stmt = prepare(db, "INSERT INTO specimens (id, barcode, subject_id, stop_id, matrix,"
+                       " collected, collected_date, created)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7)");
+    if (stmt == NULL) {
+        return -1;
+    }
+    const char *args[] = {id, barcode, subject_id, stop_id, matrix, collected, created};
+    bind_texts(stmt, 7, args);
+    sqlite3_bind_int(stmt, 8, time_local_date(collected_ms));
+    return run_stmt(db, stmt);
+}
+
+int db_stop_belongs_to(sqlite3 *db, const char *stop_id, const char *subject_id)
+{
+    const char *args[] = {stop_id, subject_id};
+
+    return find_id(db, "SELECT id FROM stops WHERE id = ?1 AND subject_id = ?2", 2, args, NULL,
+                   0);
+}
+
+int db_stop_create(sqlite3 *db, const char *lab, const char *subject_id, bool driving,
+                   char id[RECORD_ID_SIZE])
+{
+    char opened[TIMESTAMP_SIZE];
+    sqlite3_stmt *stmt;
+
+    record_id_new(lab, id);
+    now_text(opened);
+    stmt = prepare(db, "INSERT INTO stops (id, subject_id, driving, opened)"
+                       " VALUES (?1, ?2, ?4, ?3)");
+    if (stmt == NULL) {
+        return -1;
+    }
+    const char *args[] = {id, subject_id, opened};
+    bind_texts(stmt, 3, args);
+    sqlite3_bind_int(stmt, 4, driving);
+    return run_stmt(db, stmt);
+}
+
+int db_stop_mark_driving(sqlite3 *db, const char *stop_id)
+{
+    sqlite3_stmt *stmt = prepare(db, "UPDATE stops SET driving = 1 WHERE id = ?1");
+
+    if (stmt != NULL) {
+        bind_texts(stmt, 1, &stop_id);
+    }
+    return run_stmt(db, stmt);
+}
+
+bool db_host_id_in_use(sqlite3 *db, uint32_t host_test_id)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT 1 FROM tests WHERE host_test_id = ?1 AND state IN"
+                                     " ('pending', 'running', 'interrupted')");
+    int rc;
+
+    if (stmt == NULL) {
+        return true;
+    }
+    sqlite3_bind_int64(stmt, 1, host_test_id);
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    return rc != SQLITE_DONE;
+}
+
+int db_test_create(sqlite3 *db, const char *lab, const char *stop_id, const char *instrument,
+                   const char *specimen_id, uint32_t host_test_id, char id[RECORD_ID_SIZE])
+{
+    char now[TIMESTAMP_SIZE];
+    sqlite3_stmt *stmt;
+
+    record_id_new(lab, id);
+    now_text(now);
+    stmt = prepare(db, "INSERT INTO tests (id, stop_id, instrument, specimen_id, created, updated,"
+                       " host_test_id, state) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 'pending')");
+    if (stmt == NULL) {
+        return -1;
+    }
+    const char *args[] = {id, stop_id, instrument, specimen_id, now};
+    bind_texts(stmt, 5, args);
+    sqlite3_bind_int64(stmt, 6, host_test_id);
+    return run_stmt(db, stmt);
+}
+
+static const char test_columns[] =
+    "SELECT id, stop_id, instrument, specimen_id, host_test_id, state, reason FROM tests ";
+
+static void read_test_columns(sqlite3_stmt *stmt, struct test_row *row)
+{
+    copy_column(stmt, 0, row->id, sizeof(row->id));
+    copy_column(stmt, 1, row->stop_id, sizeof(row->stop_id));
+    copy_column(stmt, 2, row->instrument, sizeof(row->instrument));
+    copy_column(stmt, 3, row->specimen_id, sizeof(row->specimen_id));
+    row->host_test_id = (uint32_t)sqlite3_column_int64(stmt, 4);
+    copy_column(stmt, 5, row->state, sizeof(row->state));
+    copy_column(stmt, 6, row->reason, sizeof(row->reason));
+}
+
+int db_test_get(sqlite3 *db, const char *test_id, struct test_row *row)
+{
+    char sql[256];
+    sqlite3_stmt *stmt;
+    int rc;
+
+    snprintf(sql, sizeof(sql), "%s WHERE id = ?1", test_columns);
+    stmt = prepare(db, sql);
+    if (stmt == NULL) {
+        return -1;
+    }
+    bind_texts(stmt, 1, &test_id);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        read_test_columns(stmt, row);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return -1;
+    }
+    return rc == SQLITE_ROW;
+}
+
+int db_test_set_state(sqlite3 *db, const char *test_id, const char *state, const char *reason)
+{
+    char now[TIMESTAMP_SIZE];
+    sqlite3_stmt *stmt;
+
+    now_text(now);
+    stmt = prepare(db, "UPDATE tests SET state = ?2, reason = ?3, updated = ?4 WHERE id = ?1");
+    if (stmt == NULL) {
+        return -1;
+    }
+    const char *args[] = {test_id, state, reason, now};
+    bind_texts(stmt, 4, args);
+    return run_stmt(db, stmt);
+}
+
+int db_open_tests(sqlite3 *db, void (*visit)(const struct test_row *row, void *user), void *user)
+{
+    char sql[256];
+    sqlite3_stmt *stmt;
+    int rc;
+
+    snprintf(sql, sizeof(sql), "%s WHERE state IN ('pending', 'running') ORDER BY id",
+             test_columns);
+    stmt = prepare(db, sql);
+    if (stmt == NULL) {
+        return -1;
+    }
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct test_row row;
+        read_test_columns(stmt, &row);
+        visit(&row, user);
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int db_threshold_set_store(sqlite3 *db, const struct threshold_set *set)
+{
+    char now[TIMESTAMP_SIZE];
+    sqlite3_stmt *stmt;
+
+    now_text(now);
+    stmt = prepare(db, "INSERT OR IGNORE INTO threshold_sets (version, label, canonical, loaded)"
+                       " VALUES (?1, ?2, ?3, ?4)");
+    if (stmt == NULL) {
+        return -1;
+    }
+    const char *args[] = {set->version, set->label, set->canonical, now};
+    bind_texts(stmt, 4, args);
+    return run_stmt(db, stmt);
+}
+
+static int insert_result_row(sqlite3 *db, const char *id, const struct test_row *test,
+                             const struct driver_result *result,
+                             const struct result_context *context)
+{
+    char received[TIMESTAMP_SIZE];
+    const struct driver_identity *identity = context->identity;
+    sqlite3_stmt *stmt;
+
+    now_text(received);
+    stmt = prepare(db, "INSERT INTO results (id, test_id, instrument, serial, firmware,"
+                       " calibration, cartridge_lot, cartridge_expiry, matrix, tier,"
+                       " invalid_reason, received, timezone, threshold_version, host_test_id,"
+                       " sequence, clock_synced)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+                       " ?15, ?16, ?17)");
+    if (stmt == NULL) {
+        return -1;
+    }
+    const char *args[] = {id,
+                          test->id,
+                          test->instrument,
+                          identity->serial,
+                          identity->firmware,
+                          identity->calibration,
+                          identity->cartridge_lot,
+                          identity->cartridge_expiry,
+                          result->matrix,
+                          result->tier,
+                          result->invalid_reason,
+                          received,
+                          context->timezone,
+                          context->thresholds->version};
+    bind_texts(stmt, 14, args);
+    sqlite3_bind_int64(stmt, 15, result->host_test_id);
+    sqlite3_bind_int64(stmt, 16, result->sequence);
+    sqlite3_bind_int(stmt, 17, time_clock_synchronised());
+    return run_stmt(db, stmt);
+}
+
+static int insert_analyte(sqlite3 *db, const char *result_id, int position,
+                          const struct driver_analyte *analyte,
+                          const struct interpretation *verdict)
+{
+    char value_text[32];
+    sqlite3_stmt *stmt;
+    const struct threshold_row *row = verdict->row;
+
+    decimal_format(analyte->value_micro, 3, value_text, sizeof(value_text));
+    stmt = prepare(db, "INSERT INTO result_analytes (result_id, analyte, value_text, unit,"
+                       " outcome, reason, cutoff_text, cutoff_unit, threshold_source, position,"
+                       " value_micro, over_range, under_range, threshold_line)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+    if (stmt == NULL) {
+        return -1;
+    }
+    const char *args[] = {result_id,
+                          analyte->analyte,
+                          value_text,
+                          analyte->unit,
+                          outcome_name(verdict->outcome),
+                          verdict->outcome == OUTCOME_INVALID ? verdict->reason : NULL,
+                          row ? row->cutoff_text : NULL,
+                          row ? row->unit : NULL,
+                          row ? row->source : NULL};
+    bind_texts(stmt, 9, args);
+    sqlite3_bind_int(stmt, 10, position);
+    sqlite3_bind_int64(stmt, 11, analyte->value_micro);
+    sqlite3_bind_int(stmt, 12, analyte->over_range);
+    sqlite3_bind_int(stmt, 13, analyte->under_range);
+    if (row) {
+        sqlite3_bind_int(stmt, 14, row->line);
+    }
+    return run_stmt(db, stmt);
+}
+
+int db_result_store(sqlite3 *db, const char *lab, const struct test_row *test,
+                    const struct driver_result *result, const struct result_context *context,
+                    char id[RECORD_ID_SIZE])
+{
+    record_id_new(lab, id);
+    if (db_threshold_set_store(db, context->thresholds) != 0 ||
+        insert_result_row(db, id, test, result, context) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < result->count; i++) {
+        const struct driver_analyte *analyte = &result->analytes[i];
+        struct reading_in in = {
+            .matrix = result->matrix,
+            .tier = result->tier,
+            .analyte = analyte->analyte,
+            .value_micro = analyte->value_micro,
+            .unit = analyte->unit,
+            .over_range = analyte->over_range,
+            .under_range = analyte->under_range,
+            .invalid_reason = result->invalid_reason ? result->invalid_reason
+                                                     : analyte->invalid_reason,
+            .collection_date = context->collection_date,
+        };
+        struct interpretation verdict;
+        interpret_reading(context->thresholds, &in, &verdict);
+        if (insert_analyte(db, id, (int)i, analyte, &verdict) != 0) {
+            return -1;
+        }
+    }
+    return db_test_set_state(db, test->id, "completed", NULL);
+}
+
+int db_stop_ended(sqlite3 *db, const char *stop_id)
+{
+    const char *args[] = {stop_id};
+    int open = find_id(db,
+                       "SELECT id FROM tests WHERE stop_id = ?1 AND state IN ('pending',"
+                       " 'running')",
+                       1, args, NULL, 0);
+
+    return open < 0 ? -1 : !open;
+}
+
+/* Adds to actions the follow-up for every test that ended without a result. */
+static int add_unfinished_actions(sqlite3 *db, const char *stop_id, json_t *actions)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT instrument, state FROM tests WHERE stop_id = ?1"
+                                     " AND state <> 'completed' ORDER BY created");
+    int rc;
+
+    if (stmt == NULL) {
+        return -1;
+    }
+    bind_texts(stmt, 1, &stop_id);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        char action[128];
+        snprintf(action, sizeof(action), "repeat the test: %s %s",
+                 (const char *)sqlite3_column_text(stmt, 0),
+                 (const char *)sqlite3_column_text(stmt, 1));
+        json_array_append_new(actions, json_string(action));
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Collects the IDs of results with a presumptive analyte. */
+static int presumptive_evidence(sqlite3 *db, const char *stop_id, json_t *evidence)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT DISTINCT r.id FROM results r JOIN tests t ON"
+                                     " t.id = r.test_id JOIN result_analytes a ON"
+                                     " a.result_id = r.id WHERE t.stop_id = ?1 AND"
+                                     " a.outcome = 'presumptive' ORDER BY r.id");
+    int rc;
+
+    if (stmt == NULL) {
+        return -1;
+    }
+    bind_texts(stmt, 1, &stop_id);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        json_array_append_new(evidence,
+                              json_string((const char *)sqlite3_column_text(stmt, 0)));
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int insert_decision(sqlite3 *db, const char *id, const char *stop_id,
+                           const char *decision, json_t *rules, json_t *evidence,
+                           json_t *actions)
+{
+    char now[TIMESTAMP_SIZE];
+    char *rules_text = json_dumps(rules, JSON_COMPACT);
+    char *evidence_text = json_dumps(evidence, JSON_COMPACT);
+    char *actions_text = json_dumps(actions, JSON_COMPACT);
+    sqlite3_stmt *stmt;
+    int status = -1;
+
+    now_text(now);
+    stmt = prepare(db, "INSERT INTO decisions (id, stop_id, subject_id, question, decision,"
+                       " rules, evidence, actions, created) SELECT ?1, id, subject_id, 'screen',"
+                       " ?3, ?4, ?5, ?6, ?7 FROM stops WHERE id = ?2");
+    if (stmt != NULL && rules_text && evidence_text && actions_text) {
+        const char *args[] = {id, stop_id, decision, rules_text, evidence_text, actions_text,
+                              now};
+        bind_texts(stmt, 7, args);
+        status = run_stmt(db, stmt);
+        stmt = NULL;
+    }
+    sqlite3_finalize(stmt);
+    free(rules_text);
+    free(evidence_text);
+    free(actions_text);
+    return status;
+}
+
+int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id)
+{
+    char id[RECORD_ID_SIZE];
+    json_t *rules = json_array();
+    json_t *evidence = json_array();
+    json_t *actions = json_array();
+    int status = -1;
+
+    if (presumptive_evidence(db, stop_id, evidence) == 0 &&
+        add_unfinished_actions(db, stop_id, actions) == 0) {
+        bool flag = json_array_size(evidence) > 0;
+        if (flag) {
+            json_array_append_new(rules, json_pack("{ss ss}", "id", "L10", "text",
+                                                   screen_rule_text));
+            json_array_insert_new(actions, 0, json_string("laboratory specimen required"));
+        }
+        record_id_new(lab, id);
+        status = insert_decision(db, id, stop_id, flag ? "flag" : "none", rules, evidence,
+                                 actions);
+    }
+    json_decref(rules);
+    json_decref(evidence);
+    json_decref(actions);
+    return status;
+}
+
+/* Sets key to the text of a column, omitting it when the column is NULL. */
+static void set_text_column(json_t *obj, const char *key, sqlite3_stmt *stmt, int column)
+{
+    const unsigned char *text = sqlite3_column_text(stmt, column);
+
+    if (text != NULL) {
+        json_object_set_new(obj, key, json_string((const char *)text));
+    }
+}
+
+/* Sets key to a JSON value stored as text in a column. */
+static void set_json_column(json_t *obj, const char *key, sqlite3_stmt *stmt, int column)
+{
+    const unsigned char *text = sqlite3_column_text(stmt, column);
+    json_t *value = text ? json_loads((const char *)text, 0, NULL) : NULL;
+
+    if (value != NULL) {
+        json_object_set_new(obj, key, value);
+    }
+}
+
+static json_t *subject_brief(sqlite3 *db, const char *subject_id)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT id, id_type, number, created FROM subjects"
+                                     " WHERE id = ?1");
+    json_t *obj = NULL;
+
+    if (stmt == NULL) {
+        return NULL;
+    }
+    bind_texts(stmt, 1, &subject_id);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        char masked[SUBJECT_MASKED_MAX];
+        subject_id_mask((const char *)sqlite3_column_text(stmt, 2), masked, sizeof(masked));
+        obj = json_object();
+        set_text_column(obj, "id", stmt, 0);
+        set_text_column(obj, "type", stmt, 1);
+        set_text_column(obj, "number", stmt, 2);
+        json_object_set_new(obj, "masked", json_string(masked));
+        set_text_column(obj, "created", stmt, 3);
+    }
+    sqlite3_finalize(stmt);
+    return obj;
+}
+
+static json_t *analytes_json(sqlite3 *db, const char *result_id)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT analyte, value_text, unit, outcome, reason,"
+                                     " cutoff_text, cutoff_unit, threshold_line,"
+                                     " threshold_source, over_range, under_range"
+                                     " FROM result_analytes WHERE result_id = ?1"
+                                     " ORDER BY position");
+    json_t *list = json_array();
+
+    if (stmt == NULL) {
+        return list;
+    }
+    bind_texts(stmt, 1, &result_id);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        json_t *item = json_object();
+        json_t *flags = json_array();
+        set_text_column(item, "analyte", stmt, 0);
+        set_text_column(item, "value", stmt, 1);
+        set_text_column(item, "unit", stmt, 2);
+        set_text_column(item, "outcome", stmt, 3);
+        set_text_column(item, "reason", stmt, 4);
+        set_text_column(item, "cutoff", stmt, 5);
+        set_text_column(item, "cutoff_unit", stmt, 6);
+        if (sqlite3_column_type(stmt, 7) != SQLITE_NULL) {
+            json_object_set_new(item, "threshold_row", json_integer(sqlite3_column_int(stmt, 7)));
+        }
+        set_text_column(item, "source", stmt, 8);
+        if (sqlite3_column_int(stmt, 9)) {
+            json_array_append_new(flags, json_string("over-range"));
+        }
+        if (sqlite3_column_int(stmt, 10)) {
+            json_array_append_new(flags, json_string("under-range"));
+        }
+        json_object_set_new(item, "flags", flags);
+        json_array_append_new(list, item);
+    }
+    sqlite3_finalize(stmt);
+    return list;
+}
+
+static json_t *result_json(sqlite3 *db, const char *test_id)
+{
+    sqlite3_stmt *stmt = prepare(
+        db, "SELECT r.id, r.test_id, r.instrument, r.serial, r.firmware, r.calibration,"
+            " r.cartridge_lot, r.cartridge_expiry, r.matrix, r.tier, r.invalid_reason,"
+            " r.received, r.clock_synced, r.timezone, r.threshold_version, ts.label,"
+            " s.barcode, s.collected, r.host_test_id, r.sequence"
+            " FROM results r JOIN threshold_sets ts ON ts.version = r.threshold_version"
+            " JOIN tests t ON t.id = r.test_id LEFT JOIN specimens s ON s.id = t.specimen_id"
+            " WHERE r.test_id = ?1");
+    json_t *obj = NULL;
+
+    if (stmt == NULL) {
+        return NULL;
+    }
+    bind_texts(stmt, 1, &test_id);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        obj = json_object();
+        set_text_column(obj, "id", stmt, 0);
+        set_text_column(obj, "test", stmt, 1);
+        set_text_column(obj, "instrument", stmt, 2);
+        set_text_column(obj, "serial", stmt, 3);
+        set_text_column(obj, "firmware", stmt, 4);
+        set_text_column(obj, "calibration", stmt, 5);
+        json_t *cartridge = json_object();
+        set_text_column(cartridge, "lot", stmt, 6);
+        set_text_column(cartridge, "expiry", stmt, 7);
+        json_object_set_new(obj, "cartridge", cartridge);
+        json_object_set_new(obj, "host_test_id", json_integer(sqlite3_column_int64(stmt, 18)));
+        json_object_set_new(obj, "sequence", json_integer(sqlite3_column_int64(stmt, 19)));
+        set_text_column(obj, "matrix", stmt, 8);
+        set_text_column(obj, "tier", stmt, 9);
+        set_text_column(obj, "invalid_reason", stmt, 10);
+        set_text_column(obj, "received", stmt, 11);
+        json_object_set_new(obj, "clock_synced", json_boolean(sqlite3_column_int(stmt, 12)));
+        set_text_column(obj, "timezone", stmt, 13);
+        json_t *specimen = json_object();
+        set_text_column(specimen, "barcode", stmt, 16);
+        set_text_column(specimen, "collected", stmt, 17);
+        json_object_set_new(obj, "specimen", specimen);
+        json_t *thresholds = json_object();
+        set_text_column(thresholds, "version", stmt, 14);
+        set_text_column(thresholds, "label", stmt, 15);
+        json_object_set_new(obj, "thresholds", thresholds);
+        char result_id[RECORD_ID_SIZE];
+        copy_column(stmt, 0, result_id, sizeof(result_id));
+        json_object_set_new(obj, "analytes", analytes_json(db, result_id));
+    }
+    sqlite3_finalize(stmt);
+    return obj;
+}
+
+json_t *db_test_json(sqlite3 *db, const char *test_id)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT t.id, t.stop_id, t.instrument, s.barcode,"
+                                     " t.host_test_id, t.state, t.reason, t.created, t.updated"
+                                     " FROM tests t LEFT JOIN specimens s ON s.id = t.specimen_id"
+                                     " WHERE t.id = ?1");
+    json_t *obj = NULL;
+
+    if (stmt == NULL) {
+        return NULL;
+    }
+    bind_texts(stmt, 1, &test_id);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        obj = json_object();
+        set_text_column(obj, "id", stmt, 0);
+        set_text_column(obj, "stop", stmt, 1);
+        set_text_column(obj, "instrument", stmt, 2);
+        set_text_column(obj, "specimen", stmt, 3);
+        json_object_set_new(obj, "host_test_id", json_integer(sqlite3_column_int64(stmt, 4)));
+        set_text_column(obj, "state", stmt, 5);
+        set_text_column(obj, "reason", stmt, 6);
+        set_text_column(obj, "created", stmt, 7);
+        set_text_column(obj, "updated", stmt, 8);
+        json_t *result = result_json(db, test_id);
+        if (result != NULL) {
+            json_object_set_new(obj, "result", result);
+        }
+    }
+    sqlite3_finalize(stmt);
+    return obj;
+}
+
+static json_t *decision_json(sqlite3 *db, const char *stop_id)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT id, question, decision, rules, evidence, actions,"
+                                     " created FROM decisions WHERE stop_id = ?1"
+                                     " ORDER BY created DESC, id DESC LIMIT 1");
+    json_t *obj = NULL;
+
+    if (stmt == NULL) {
+        return NULL;
+    }
+    bind_texts(stmt, 1, &stop_id);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        obj = json_object();
+        set_text_column(obj, "id", stmt, 0);
+        set_text_column(obj, "question", stmt, 1);
+        set_text_column(obj, "decision", stmt, 2);
+        set_json_column(obj, "rules", stmt, 3);
+        set_json_column(obj, "evidence", stmt, 4);
+        set_json_column(obj, "actions", stmt, 5);
+        set_text_column(obj, "created", stmt, 6);
+    }
+    sqlite3_finalize(stmt);
+    return obj;
+}
+
+/* Appends the JSON of every row's first column, built by make, to list. */
+static void append_each(sqlite3 *db, const char *sql, const char *key, json_t *list,
+                        json_t *(*make)(sqlite3 *, const char *))
+{
+    sqlite3_stmt *stmt = prepare(db, sql);
+
+    if (stmt == NULL) {
+        return;
+    }
+    bind_texts(stmt, 1, &key);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        json_t *item = make(db, (const char *)sqlite3_column_text(stmt, 0));
+        if (item != NULL) {
+            json_array_append_new(list, item);
+        }
+    }
+    sqlite3_finalize(stmt);
+}
+
+json_t *db_stop_json(sqlite3 *db, const char *stop_id)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT id, subject_id, driving, opened FROM stops"
+                                     " WHERE id = ?1");
+    json_t *obj = NULL;
+
+    if (stmt == NULL) {
+        return NULL;
+    }
+    bind_texts(stmt, 1, &stop_id);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        json_t *subject = subject_brief(db, (const char *)sqlite3_column_text(stmt, 1));
+        json_t *tests = json_array();
+        obj = json_object();
+        set_text_column(obj, "id", stmt, 0);
+        if (subject != NULL) {
+            json_object_del(subject, "number");
+            json_object_del(subject, "created");
+            json_object_set_new(obj, "subject", subject);
+        }
+        json_object_set_new(obj, "driving", json_boolean(sqlite3_column_int(stmt, 2)));
+        set_text_column(obj, "opened", stmt, 3);
+        append_each(db, "SELECT id FROM tests WHERE stop_id = ?1 ORDER BY created, id", stop_id,
+                    tests, db_test_json);
+        json_object_set_new(obj, "tests", tests);
+        json_t *decision = decision_json(db, stop_id);
+        if (decision != NULL) {
+            json_object_set_new(obj, "decision", decision);
+        }
+    }
+    sqlite3_finalize(stmt);
+    return obj;
+}
+
+static json_t *specimen_json(sqlite3 *db, const char *specimen_id)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT id, barcode, matrix, subject_id, stop_id, collected"
+                                     " FROM specimens WHERE id = ?1");
+    json_t *obj = NULL;
+
+    if (stmt == NULL) {
+        return NULL;
+    }
+    bind_texts(stmt, 1, &specimen_id);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        obj = json_object();
+        set_text_column(obj, "id", stmt, 0);
+        set_text_column(obj, "barcode", stmt, 1);
+        set_text_column(obj, "matrix", stmt, 2);
+        set_text_column(obj, "subject", stmt, 3);
+        set_text_column(obj, "stop", stmt, 4);
+        set_text_column(obj, "collected", stmt, 5);
+    }
+    sqlite3_finalize(stmt);
+    return obj;
+}
+
+json_t *db_specimen_json(sqlite3 *db, const char *specimen_id)
+{
+    return specimen_json(db, specimen_id);
+}
+
+json_t *db_subject_json(sqlite3 *db, const char *subject_id, bool with_history)
+{
+    json_t *obj = subject_brief(db, subject_id);
+
+    if (obj == NULL || !with_history) {
+        return obj;
+    }
+    json_t *specimens = json_array();
+    json_t *stops = json_array();
+    append_each(db, "SELECT id FROM specimens WHERE subject_id = ?1 ORDER BY created, id",
+                subject_id, specimens, specimen_json);
+    append_each(db, "SELECT id FROM stops WHERE subject_id = ?1 ORDER BY opened, id", subject_id,
+                stops, db_stop_json);
+    json_object_set_new(obj, "specimens", specimens);
+    json_object_set_new(obj, "stops", stops);
+    return obj;
+}
+
+int db_specimen_collection_date(sqlite3 *db, const char *specimen_id)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT collected_date FROM specimens WHERE id = ?1");
+    int date = 0;
+
+    if (stmt == NULL) {
+        return 0;
+    }
+    bind_texts(stmt, 1, &specimen_id);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        date = sqlite3_column_int(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    return date;
+}
+
+int db_result_exists(sqlite3 *db, const char *serial, uint32_t sequence, uint32_t host_test_id)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT 1 FROM results WHERE serial = ?1 AND sequence = ?2"
+                                     " AND host_test_id = ?3");
+    int rc;
+
+    if (stmt == NULL) {
+        return -1;
+    }
+    bind_texts(stmt, 1, &serial);
+    sqlite3_bind_int64(stmt, 2, sequence);
+    sqlite3_bind_int64(stmt, 3, host_test_id);
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return -1;
+    }
+    return rc == SQLITE_ROW;
+}

@@ -1,0 +1,110 @@
+/* Storage in one SQLite file (WAL, synchronous=FULL, foreign keys). Every
+ * function runs on the event loop's thread. Functions that change rows
+ * return 0, or -1 after logging the SQLite error; callers group them in
+ * db_begin/db_commit so that a result and its decision commit together. */
+#ifndef TOXLAB_DB_H
+#define TOXLAB_DB_H
+
+#include "controller/interpret.h"
+#include "controller/thresholds.h"
+#include "controller/ulid.h"
+#include "instruments/driver.h"
+#include "protocol/subject_id.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct specimen_row {
+    char id[RECORD_ID_SIZE];
+    char barcode[64];
+    char subject_id[RECORD_ID_SIZE];
+    char stop_id[RECORD_ID_SIZE];
+    char matrix[16];
+    int collected_date; /* YYYYMMDD, local */
+    int test_count;
+};
+
+struct test_row {
+    char id[RECORD_ID_SIZE];
+    char stop_id[RECORD_ID_SIZE];
+    char instrument[INSTRUMENT_ID_MAX + 1];
+    char specimen_id[RECORD_ID_SIZE]; /* empty when the test takes no specimen */
+    uint32_t host_test_id;
+    char state[16];
+    char reason[256];
+};
+
+/* What the loop knows about the analyzer when a result arrives. */
+struct result_context {
+    const struct driver_identity *identity;
+    const struct threshold_set *thresholds;
+    const char *timezone;
+    int collection_date;
+};
+
+int db_open(const char *path, sqlite3 **db, char *err, size_t err_size);
+void db_close(sqlite3 *db);
+int db_begin(sqlite3 *db);
+int db_commit(sqlite3 *db);
+void db_rollback(sqlite3 *db);
+
+/* Returns 1 and fills id when found, 0 when not, -1 on error. */
+int db_subject_find(sqlite3 *db, const struct subject_id *subject, char id[RECORD_ID_SIZE]);
+int db_subject_add(sqlite3 *db, const char *lab, const struct subject_id *subject,
+                   char id[RECORD_ID_SIZE], bool *existed);
+
+int db_specimen_by_barcode(sqlite3 *db, const char *barcode, struct specimen_row *row);
+int db_specimen_newest_untested(sqlite3 *db, const char *subject_id, const char *matrix,
+                                struct specimen_row *row);
+int db_specimen_add(sqlite3 *db, const char *lab, const char *subject_id, const char *barcode,
+                    const char *matrix, const char *stop_id, int64_t collected_ms,
+                    char id[RECORD_ID_SIZE]);
+
+/* Returns 1 when the stop exists and belongs to subject_id, 0 if not, -1 on error. */
+int db_stop_belongs_to(sqlite3 *db, const char *stop_id, const char *subject_id);
+int db_stop_create(sqlite3 *db, const char *lab, const char *subject_id, bool driving,
+                   char id[RECORD_ID_SIZE]);
+int db_stop_mark_driving(sqlite3 *db, const char *stop_id);
+
+/* Reports whether a host test ID is in use by a pending, running or
+ * interrupted test. */
+bool db_host_id_in_use(sqlite3 *db, uint32_t host_test_id);
+int db_test_create(sqlite3 *db, const char *lab, const char *stop_id, const char *instrument,
+                   const char *specimen_id, uint32_t host_test_id, char id[RECORD_ID_SIZE]);
+int db_test_get(sqlite3 *db, const char *test_id, struct test_row *row);
+int db_test_set_state(sqlite3 *db, const char *test_id, const char *state, const char *reason);
+
+/* Calls visit for each test in state pending or running. */
+int db_open_tests(sqlite3 *db, void (*visit)(const struct test_row *row, void *user), void *user);
+
+int db_threshold_set_store(sqlite3 *db, const struct threshold_set *set);
+
+/* Interprets and stores a result with its analytes and marks the test
+ * completed. Run inside a transaction. */
+int db_result_store(sqlite3 *db, const char *lab, const struct test_row *test,
+                    const struct driver_result *result, const struct result_context *context,
+                    char id[RECORD_ID_SIZE]);
+
+/* Returns 1 when every test of the stop has ended, 0 if not, -1 on error. */
+int db_stop_ended(sqlite3 *db, const char *stop_id);
+
+/* Returns 1 when the analyzer result (serial, sequence, host test ID) is stored. */
+int db_result_exists(sqlite3 *db, const char *serial, uint32_t sequence, uint32_t host_test_id);
+
+/* Returns the local collection date (YYYYMMDD) of a specimen, 0 if unknown. */
+int db_specimen_collection_date(sqlite3 *db, const char *specimen_id);
+
+/* Records the stop's screening decision. Run inside a transaction. */
+int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id);
+
+/* JSON objects of docs/protocol.md, or NULL when not found. */
+json_t *db_subject_json(sqlite3 *db, const char *subject_id, bool with_history);
+json_t *db_test_json(sqlite3 *db, const char *test_id);
+json_t *db_stop_json(sqlite3 *db, const char *stop_id);
+json_t *db_specimen_json(sqlite3 *db, const char *specimen_id);
+
+const char *db_errmsg(sqlite3 *db);
+
+#endif

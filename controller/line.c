@@ -1,0 +1,400 @@
+#define _GNU_SOURCE
+#include "controller/line.h"
+
+#include "controller/log.h"
+#include "controller/timefmt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct line_event *queue_head;
+static struct line_event *queue_tail;
+static int queue_fd = -1;
+
+int line_events_init(void)
+{
+    queue_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return queue_fd < 0 ? -1 : 0;
+}
+
+int line_events_fd(void)
+{
+    return queue_fd;
+}
+
+struct line_event *line_events_take(void)
+{
+    uint64_t count;
+    struct line_event *taken;
+
+    if (read(queue_fd, &count, sizeof(count)) < 0 && errno != EAGAIN) {
+        log_msg(LOG_ERR, "reading the line event counter failed: %s", strerror(errno));
+    }
+    pthread_mutex_lock(&queue_lock);
+    taken = queue_head;
+    queue_head = queue_tail = NULL;
+    pthread_mutex_unlock(&queue_lock);
+    return taken;
+}
+
+static struct line_event *event_new(struct line *line, enum line_event_kind kind)
+{
+    struct line_event *event = calloc(1, sizeof(*event));
+
+    if (event == NULL) {
+        log_msg(LOG_CRIT, "%s: out of memory for a line event", line->config->id);
+        abort();
+    }
+    event->kind = kind;
+    event->line = line;
+    event->host_test_id = line->active_id;
+    return event;
+}
+
+static void event_post(struct line_event *event)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&queue_lock);
+    if (queue_tail) {
+        queue_tail->next = event;
+    } else {
+        queue_head = event;
+    }
+    queue_tail = event;
+    pthread_mutex_unlock(&queue_lock);
+    if (write(queue_fd, &one, sizeof(one)) < 0) {
+        log_msg(LOG_ERR, "waking the event loop failed: %s", strerror(errno));
+    }
+}
+
+static void post_message(struct line *line, enum line_event_kind kind, int status,
+                         const char *message)
+{
+    struct line_event *event = event_new(line, kind);
+
+    event->status = status;
+    snprintf(event->message, sizeof(event->message), "%s", message);
+    event_post(event);
+}
+
+/* Waits up to ms for a command or a stop request. Returns false when stopping. */
+static bool line_wait(struct line *line, int ms)
+{
+    struct timespec deadline;
+    bool stopping;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += ms / 1000;
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&line->lock);
+    while (!line->stopping && !line->start_requested && !line->abort_requested &&
+           !line->ack_requested && !line->forget_requested && !line->reread_requested) {
+        if (pthread_cond_timedwait(&line->wake, &line->lock, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    stopping = line->stopping;
+    pthread_mutex_unlock(&line->lock);
+    return !stopping;
+}
+
+static void close_port(struct line *line)
+{
+    if (line->driver_state != NULL) {
+        line->ops->close(line->driver_state);
+        line->driver_state = NULL;
+    }
+    line->online = false;
+}
+
+/* Opens the port and reads the identity. Returns true when online. */
+static bool connect_port(struct line *line)
+{
+    char err[DRIVER_ERR_SIZE];
+    int status = line->ops->open(line->config, &line->driver_state, err, sizeof(err));
+
+    if (status == DRIVER_OK) {
+        status = line->ops->identify(line->driver_state, &line->identity, err, sizeof(err));
+        if (status != DRIVER_OK) {
+            close_port(line);
+        }
+    }
+    if (status != DRIVER_OK) {
+        post_message(line, LINE_OFFLINE, status, err);
+        return false;
+    }
+    line->online = true;
+    line->backoff_ms = line->config->retry_ms;
+    struct line_event *event = event_new(line, LINE_ONLINE);
+    event->identity = line->identity;
+    event_post(event);
+    return true;
+}
+
+/* A failed request: the port is closed when it failed at the I/O level. */
+static void report_failure(struct line *line, int status, const char *err)
+{
+    post_message(line, LINE_COMM_ERROR, status, err);
+    if (status == DRIVER_IO) {
+        close_port(line);
+        post_message(line, LINE_OFFLINE, status, err);
+    }
+}
+
+static void run_start(struct line *line, uint32_t host_test_id)
+{
+    char err[DRIVER_ERR_SIZE];
+    int status;
+
+    line->active_id = host_test_id;
+    line->awaiting_ack = false;
+    status = line->ops->start(line->driver_state, host_test_id, err, sizeof(err));
+    if (status == DRIVER_OK) {
+        post_message(line, LINE_STARTED, status, "");
+    } else if (status == DRIVER_EXCEPTION) {
+        post_message(line, LINE_START_FAILED, status, err);
+        line->active_id = 0;
+    } else {
+        /* The command may have reached the analyzer: keep polling for the test. */
+        report_failure(line, status, err);
+    }
+}
+
+static void run_acknowledge(struct line *line, uint32_t host_test_id)
+{
+    char err[DRIVER_ERR_SIZE];
+    int status = line->ops->acknowledge(line->driver_state, host_test_id, err, sizeof(err));
+
+    if (status != DRIVER_OK) {
+        /* The analyzer still holds the result; the next poll reads it again. */
+        report_failure(line, status, err);
+        line->awaiting_ack = false;
+        return;
+    }
+    post_message(line, LINE_ACKNOWLEDGED, status, "");
+    if (line->active_id == host_test_id) {
+        line->active_id = 0;
+        line->awaiting_ack = false;
+    }
+}
+
+static void run_abort(struct line *line, uint32_t host_test_id)
+{
+    char err[DRIVER_ERR_SIZE];
+    int status = line->ops->abort(line->driver_state, host_test_id, err, sizeof(err));
+
+    if (status != DRIVER_OK) {
+        report_failure(line, status, err);
+    }
+    if (line->active_id == host_test_id) {
+        line->active_id = 0;
+        line->awaiting_ack = false;
+    }
+}
+
+/* Takes the pending commands and runs them in a fixed order. */
+static void run_commands(struct line *line)
+{
+    bool start, abort_test, ack, forget, reread;
+    uint32_t start_id, abort_id, ack_id, forget_id, reread_id;
+
+    pthread_mutex_lock(&line->lock);
+    start = line->start_requested;
+    abort_test = line->abort_requested;
+    ack = line->ack_requested;
+    forget = line->forget_requested;
+    reread = line->reread_requested;
+    start_id = line->start_id;
+    abort_id = line->abort_id;
+    ack_id = line->ack_id;
+    forget_id = line->forget_id;
+    reread_id = line->reread_id;
+    line->start_requested = line->abort_requested = line->ack_requested = false;
+    line->forget_requested = line->reread_requested = false;
+    pthread_mutex_unlock(&line->lock);
+
+    if (forget && line->active_id == forget_id) {
+        line->active_id = 0;
+        line->awaiting_ack = false;
+    }
+    if (reread && line->active_id == reread_id) {
+        line->awaiting_ack = false;
+    }
+    if (ack) {
+        run_acknowledge(line, ack_id);
+    }
+    if (abort_test) {
+        run_abort(line, abort_id);
+    }
+    if (start) {
+        run_start(line, start_id);
+    }
+}
+
+static void read_result(struct line *line)
+{
+    char err[DRIVER_ERR_SIZE];
+    struct line_event *event = event_new(line, LINE_RESULT);
+    int status =
+        line->ops->read_result(line->driver_state, line->active_id, &event->result, err,
+                               sizeof(err));
+
+    if (status == DRIVER_OK) {
+        line->awaiting_ack = true;
+        event_post(event);
+        return;
+    }
+    free(event);
+    if (status == DRIVER_MISMATCH) {
+        post_message(line, LINE_TEST_LOST, status, err);
+        line->active_id = 0;
+        return;
+    }
+    report_failure(line, status, err);
+}
+
+static void poll_test(struct line *line)
+{
+    char err[DRIVER_ERR_SIZE];
+    struct driver_progress progress;
+    int status = line->ops->poll(line->driver_state, &progress, err, sizeof(err));
+
+    if (status != DRIVER_OK) {
+        report_failure(line, status, err);
+        return;
+    }
+    struct line_event *event = event_new(line, LINE_PROGRESS);
+    event->progress = progress;
+    event_post(event);
+    if (progress.device_error) {
+        post_message(line, LINE_DEVICE_ERROR, DRIVER_OK, progress.error_text);
+        line->active_id = 0;
+    } else if (progress.result_ready && !line->awaiting_ack) {
+        read_result(line);
+    } else if (progress.idle || (progress.host_test_id != line->active_id &&
+                                 !progress.result_ready)) {
+        post_message(line, LINE_TEST_LOST, DRIVER_OK, "the analyzer no longer holds the test");
+        line->active_id = 0;
+    }
+}
+
+static void *line_main(void *arg)
+{
+    struct line *line = arg;
+
+    line->backoff_ms = line->config->retry_ms;
+    while (true) {
+        if (!line->online && !connect_port(line)) {
+            int delay = line->backoff_ms;
+            line->backoff_ms = line->backoff_ms * 2 > line->config->retry_max_ms
+                                   ? line->config->retry_max_ms
+                                   : line->backoff_ms * 2;
+            if (!line_wait(line, delay)) {
+                break;
+            }
+            continue;
+        }
+        run_commands(line);
+        if (line->online && line->active_id != 0) {
+            poll_test(line);
+        }
+        if (!line_wait(line, line->config->poll_interval_ms)) {
+            break;
+        }
+    }
+    close_port(line);
+    pthread_mutex_lock(&line->lock);
+    line->exited = true;
+    pthread_cond_broadcast(&line->wake);
+    pthread_mutex_unlock(&line->lock);
+    return NULL;
+}
+
+int line_start(struct line *line, const struct instrument_config *config,
+               const struct driver_ops *ops)
+{
+    pthread_condattr_t attr;
+
+    memset(line, 0, sizeof(*line));
+    line->config = config;
+    line->ops = ops;
+    pthread_mutex_init(&line->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&line->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    if (pthread_create(&line->thread, NULL, line_main, line) != 0) {
+        return -1;
+    }
+    line->thread_started = true;
+    return 0;
+}
+
+void line_command(struct line *line, enum line_command_kind kind, uint32_t host_test_id)
+{
+    pthread_mutex_lock(&line->lock);
+    switch (kind) {
+    case LINE_CMD_START:
+        line->start_requested = true;
+        line->start_id = host_test_id;
+        break;
+    case LINE_CMD_ABORT:
+        line->abort_requested = true;
+        line->abort_id = host_test_id;
+        break;
+    case LINE_CMD_ACKNOWLEDGE:
+        line->ack_requested = true;
+        line->ack_id = host_test_id;
+        break;
+    case LINE_CMD_FORGET:
+        line->forget_requested = true;
+        line->forget_id = host_test_id;
+        break;
+    case LINE_CMD_REREAD:
+        line->reread_requested = true;
+        line->reread_id = host_test_id;
+        break;
+    }
+    pthread_cond_broadcast(&line->wake);
+    pthread_mutex_unlock(&line->lock);
+}
+
+void line_stop(struct line *line, int timeout_ms)
+{
+    struct timespec deadline;
+    bool exited;
+
+    if (!line->thread_started) {
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000 + 1;
+    pthread_mutex_lock(&line->lock);
+    line->stopping = true;
+    pthread_cond_broadcast(&line->wake);
+    while (!line->exited) {
+        if (pthread_cond_timedwait(&line->wake, &line->lock, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    exited = line->exited;
+    pthread_mutex_unlock(&line->lock);
+    if (exited) {
+        pthread_join(line->thread, NULL);
+    } else {
+        log_msg(LOG_WARNING, "%s: line thread still busy in a driver call at exit",
+                line->config->id);
+        pthread_detach(line->thread);
+    }
+}

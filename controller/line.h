@@ -1,0 +1,93 @@
+/* One serial line: a thread that owns one analyzer's driver, takes commands
+ * from the event loop and posts events back to it. libmodbus calls block
+ * (with deadlines), so each line runs on its own thread and never touches
+ * the database or the clients. */
+#ifndef TOXLAB_LINE_H
+#define TOXLAB_LINE_H
+
+#include "controller/config.h"
+#include "instruments/driver.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum line_event_kind {
+    LINE_ONLINE,        /* identity read after (re)connecting */
+    LINE_OFFLINE,       /* the port could not be opened or identified */
+    LINE_STARTED,       /* the start command was accepted */
+    LINE_START_FAILED,  /* the device refused the start command */
+    LINE_PROGRESS,      /* a status poll succeeded */
+    LINE_COMM_ERROR,    /* a request failed; the test keeps running */
+    LINE_RESULT,        /* a result was read; acknowledge after it commits */
+    LINE_DEVICE_ERROR,  /* the test ended in a device error */
+    LINE_TEST_LOST,     /* the analyzer no longer holds the test */
+    LINE_ACKNOWLEDGED,  /* the analyzer was told to forget the result */
+};
+
+struct line_event {
+    struct line_event *next;
+    enum line_event_kind kind;
+    struct line *line;
+    uint32_t host_test_id;
+    int status; /* enum driver_status for errors */
+    char message[DRIVER_ERR_SIZE];
+    struct driver_identity identity;
+    struct driver_progress progress;
+    struct driver_result result;
+};
+
+enum line_command_kind {
+    LINE_CMD_START,
+    LINE_CMD_ABORT,
+    LINE_CMD_ACKNOWLEDGE,
+    LINE_CMD_FORGET, /* stop polling for the test; the loop gave up on it */
+    LINE_CMD_REREAD, /* storing failed: read the result again */
+};
+
+struct line {
+    const struct instrument_config *config;
+    const struct driver_ops *ops;
+    pthread_t thread;
+    bool thread_started;
+
+    /* Guarded by lock: commands from the loop and the stop flag. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stopping;
+    bool exited;
+    bool start_requested;
+    bool abort_requested;
+    bool ack_requested;
+    bool forget_requested;
+    bool reread_requested;
+    uint32_t start_id;
+    uint32_t abort_id;
+    uint32_t ack_id;
+    uint32_t forget_id;
+    uint32_t reread_id;
+
+    /* Owned by the line thread. */
+    void *driver_state;
+    uint32_t active_id;   /* 0 when no test is active */
+    bool awaiting_ack;    /* a result was posted and not yet committed */
+    bool online;
+    int backoff_ms;
+    struct driver_identity identity;
+};
+
+/* Queue of line events, drained by the event loop. The eventfd becomes
+ * readable whenever an event is queued. */
+int line_events_init(void);
+int line_events_fd(void);
+struct line_event *line_events_take(void); /* the whole queue, oldest first */
+
+int line_start(struct line *line, const struct instrument_config *config,
+               const struct driver_ops *ops);
+void line_command(struct line *line, enum line_command_kind kind, uint32_t host_test_id);
+
+/* Asks the thread to stop and waits up to timeout_ms; a thread blocked in a
+ * long driver call is left behind (the process is exiting). */
+void line_stop(struct line *line, int timeout_ms);
+
+#endif

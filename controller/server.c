@@ -1,0 +1,381 @@
+/* The daemon's UNIX socket: JSON Lines requests, responses and events. */
+#define _GNU_SOURCE
+#include "controller/daemon.h"
+#include "version.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define LISTEN_BACKLOG 16
+
+static int resolve_group(const char *name, gid_t *gid)
+{
+    char *end;
+    unsigned long number = strtoul(name, &end, 10);
+    struct group *entry;
+
+    if (name[0] != '\0' && *end == '\0') {
+        *gid = (gid_t)number;
+        return 0;
+    }
+    entry = getgrnam(name);
+    if (entry == NULL) {
+        return -1;
+    }
+    *gid = entry->gr_gid;
+    return 0;
+}
+
+/* Creates the socket's folder with mode 0711 when it does not exist. */
+static int make_socket_folder(const char *path, char *err, size_t err_size)
+{
+    char copy[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    const char *folder;
+    struct stat info;
+
+    snprintf(copy, sizeof(copy), "%s", path);
+    folder = dirname(copy);
+    if (stat(folder, &info) == 0) {
+        return 0;
+    }
+    if (mkdir(folder, 0711) != 0 && errno != EEXIST) {
+        snprintf(err, err_size, "cannot create the socket folder %s: %s", folder,
+                 strerror(errno));
+        return -1;
+    }
+    chmod(folder, 0711);
+    return 0;
+}
+
+/* Removes a socket file that no daemon listens on; fails if one does. */
+static int remove_stale_socket(const struct sockaddr_un *addr, char *err, size_t err_size)
+{
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int connected = connect(probe, (const struct sockaddr *)addr, sizeof(*addr));
+
+    close(probe);
+    if (connected == 0) {
+        snprintf(err, err_size, "%s: another toxlabd is listening on this socket", addr->sun_path);
+        return -1;
+    }
+    if (errno == ECONNREFUSED) {
+        unlink(addr->sun_path);
+    }
+    return 0;
+}
+
+static int open_listener(const struct config *config, char *err, size_t err_size)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    gid_t gid;
+    int fd;
+
+    if (resolve_group(config->socket_group, &gid) != 0) {
+        snprintf(err, err_size, "socket_group '%s' is not a group on this system; set "
+                 "daemon.socket_group to an existing group name or number",
+                 config->socket_group);
+        return -1;
+    }
+    if (strlen(config->socket_path) >= sizeof(addr.sun_path)) {
+        snprintf(err, err_size, "socket path is longer than %zu bytes: %s",
+                 sizeof(addr.sun_path) - 1, config->socket_path);
+        return -1;
+    }
+    strcpy(addr.sun_path, config->socket_path);
+    if (make_socket_folder(config->socket_path, err, err_size) != 0 ||
+        remove_stale_socket(&addr, err, err_size) != 0) {
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+        chown(addr.sun_path, (uid_t)-1, gid) != 0 || chmod(addr.sun_path, 0660) != 0 ||
+        listen(fd, LISTEN_BACKLOG) != 0) {
+        snprintf(err, err_size, "cannot listen on %s: %s", config->socket_path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    return fd;
+}
+
+int server_listen(struct daemon *daemon, char *err, size_t err_size)
+{
+    /* Under systemd socket activation the socket arrives as fd 3. */
+    if (sd_listen_fds(1) == 1) {
+        daemon->listen_fd = SD_LISTEN_FDS_START;
+        daemon->listen_fd_inherited = true;
+        fcntl(daemon->listen_fd, F_SETFL, fcntl(daemon->listen_fd, F_GETFL) | O_NONBLOCK);
+        return 0;
+    }
+    daemon->listen_fd = open_listener(&daemon->config, err, err_size);
+    return daemon->listen_fd < 0 ? -1 : 0;
+}
+
+static void client_free(struct client *client)
+{
+    close(client->fd);
+    proto_reader_free(&client->reader);
+    free(client->output);
+    free(client);
+}
+
+void server_close(struct daemon *daemon)
+{
+    while (daemon->clients != NULL) {
+        struct client *next = daemon->clients->next;
+        client_free(daemon->clients);
+        daemon->clients = next;
+    }
+    if (daemon->listen_fd >= 0) {
+        close(daemon->listen_fd);
+        if (!daemon->listen_fd_inherited) {
+            unlink(daemon->config.socket_path);
+        }
+    }
+}
+
+void server_flush(struct client *client)
+{
+    while (client->output_used > 0) {
+        ssize_t sent = send(client->fd, client->output, client->output_used, MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno != EAGAIN && errno != EINTR) {
+                client->closing = true;
+            }
+            return;
+        }
+        memmove(client->output, client->output + sent, client->output_used - (size_t)sent);
+        client->output_used -= (size_t)sent;
+    }
+}
+
+static void queue_output(struct client *client, const char *text, size_t len)
+{
+    if (client->output_used + len > CLIENT_MAX_OUTPUT) {
+        log_msg(LOG_WARNING, "client pid %d: dropped, more than %d bytes of output unread",
+                (int)client->pid, CLIENT_MAX_OUTPUT);
+        client->closing = true;
+        return;
+    }
+    if (client->output_used + len > client->output_size) {
+        size_t size = client->output_size ? client->output_size : 4096;
+        while (size < client->output_used + len) {
+            size *= 2;
+        }
+        char *grown = realloc(client->output, size);
+        if (grown == NULL) {
+            client->closing = true;
+            return;
+        }
+        client->output = grown;
+        client->output_size = size;
+    }
+    memcpy(client->output + client->output_used, text, len);
+    client->output_used += len;
+}
+
+void client_send(struct client *client, json_t *message)
+{
+    char *line = proto_encode_line(message);
+
+    json_decref(message);
+    if (line == NULL) {
+        log_msg(LOG_ERR, "client pid %d: a message exceeds %d bytes and was not sent",
+                (int)client->pid, PROTO_MAX_LINE);
+        return;
+    }
+    queue_output(client, line, strlen(line));
+    free(line);
+    server_flush(client);
+}
+
+void client_watch(struct client *client, const char *id)
+{
+    for (size_t i = 0; i < client->watch_count; i++) {
+        if (strcmp(client->watches[i], id) == 0) {
+            return;
+        }
+    }
+    if (client->watch_count < CLIENT_MAX_WATCHES) {
+        snprintf(client->watches[client->watch_count++], RECORD_ID_SIZE, "%s", id);
+    }
+}
+
+void client_unwatch(struct client *client, const char *id)
+{
+    for (size_t i = 0; i < client->watch_count; i++) {
+        if (strcmp(client->watches[i], id) == 0) {
+            client->watch_count--;
+            memmove(client->watches[i], client->watches[client->watch_count], RECORD_ID_SIZE);
+            return;
+        }
+    }
+}
+
+static bool client_watches(const struct client *client, const char *id)
+{
+    for (size_t i = 0; id != NULL && i < client->watch_count; i++) {
+        if (strcmp(client->watches[i], id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void server_publish(struct daemon *daemon, const char *stop_id, const char *test_id,
+                    json_t *event, bool unwatch)
+{
+    for (struct client *client = daemon->clients; client != NULL; client = client->next) {
+        if (!client_watches(client, stop_id) && !client_watches(client, test_id)) {
+            continue;
+        }
+        client_send(client, json_incref(event));
+        if (unwatch) {
+            if (stop_id != NULL) {
+                client_unwatch(client, stop_id);
+            }
+            if (test_id != NULL) {
+                client_unwatch(client, test_id);
+            }
+        }
+    }
+    json_decref(event);
+}
+
+static void send_hello(struct daemon *daemon, struct client *client)
+{
+    json_t *hello = json_pack("{ss s{si si} ss ss ss}", "class", "hello", "protocol", "major",
+                              PROTO_MAJOR, "minor", PROTO_MINOR, "server", "toxlabd", "version",
+                              TOXLAB_VERSION, "lab", daemon->config.lab_id);
+
+    client_send(client, hello);
+}
+
+void server_accept(struct daemon *daemon)
+{
+    int fd = accept4(daemon->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    struct ucred peer;
+    socklen_t len = sizeof(peer);
+
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+            log_msg(LOG_ERR, "accept on %s failed: %s", daemon->config.socket_path,
+                    strerror(errno));
+        }
+        return;
+    }
+    if (daemon->client_count >= (size_t)daemon->config.max_clients) {
+        log_msg(LOG_WARNING, "client rejected: already %d clients (daemon.max_clients)",
+                daemon->config.max_clients);
+        close(fd);
+        return;
+    }
+    struct client *client = calloc(1, sizeof(*client));
+    if (client == NULL) {
+        close(fd);
+        return;
+    }
+    client->fd = fd;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0) {
+        client->pid = peer.pid;
+        client->uid = peer.uid;
+    }
+    proto_reader_init(&client->reader);
+    client->next = daemon->clients;
+    daemon->clients = client;
+    daemon->client_count++;
+    log_msg(LOG_DEBUG, "client connected: pid %d, uid %u", (int)client->pid,
+            (unsigned)client->uid);
+    send_hello(daemon, client);
+}
+
+/* Parses one request line and sends the response. */
+static void handle_line(struct daemon *daemon, struct client *client, const char *line)
+{
+    json_error_t error;
+    json_t *request = json_loads(line, JSON_REJECT_DUPLICATES, &error);
+    json_t *id = request ? json_object_get(request, "id") : NULL;
+    json_t *cmd = request ? json_object_get(request, "cmd") : NULL;
+    json_t *args = request ? json_object_get(request, "args") : NULL;
+    json_int_t request_id = json_is_integer(id) ? json_integer_value(id) : 0;
+    json_t *response;
+
+    if (!json_is_object(request) || !json_is_integer(id) || !json_is_string(cmd) ||
+        (args != NULL && !json_is_object(args))) {
+        char message[300];
+        snprintf(message, sizeof(message),
+                 request ? "expected {\"id\": integer, \"cmd\": string, \"args\": object}"
+                         : "request is not JSON: %s",
+                 error.text);
+        response = proto_error_response(request_id, PROTO_BAD_REQUEST, message);
+    } else {
+        json_t *empty = args ? NULL : json_object();
+        response = command_dispatch(daemon, client, request_id, json_string_value(cmd),
+                                    args ? args : empty);
+        json_decref(empty);
+    }
+    json_decref(request);
+    if (response != NULL) {
+        client_send(client, response);
+    }
+}
+
+void server_read(struct daemon *daemon, struct client *client)
+{
+    char buffer[8192];
+    ssize_t got = recv(client->fd, buffer, sizeof(buffer), 0);
+    char *line;
+    int status;
+
+    if (got <= 0) {
+        if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+            client->closing = true;
+        }
+        return;
+    }
+    if (proto_reader_feed(&client->reader, buffer, (size_t)got) != 0) {
+        client->closing = true;
+        return;
+    }
+    while ((status = proto_reader_next(&client->reader, &line)) == 1) {
+        handle_line(daemon, client, line);
+        free(line);
+    }
+    if (status < 0) {
+        char message[96];
+        snprintf(message, sizeof(message), "request line is longer than %d bytes",
+                 PROTO_MAX_LINE);
+        client_send(client, proto_error_response(0, PROTO_TOO_LARGE, message));
+        log_msg(LOG_WARNING, "client pid %d: %s; connection closed", (int)client->pid, message);
+        client->closing = true;
+    }
+}
+
+void server_reap(struct daemon *daemon)
+{
+    struct client **link = &daemon->clients;
+
+    while (*link != NULL) {
+        struct client *client = *link;
+        if (client->closing) {
+            server_flush(client);
+            *link = client->next;
+            daemon->client_count--;
+            log_msg(LOG_DEBUG, "client disconnected: pid %d", (int)client->pid);
+            client_free(client);
+        } else {
+            link = &client->next;
+        }
+    }
+}

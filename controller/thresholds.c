@@ -1,0 +1,304 @@
+#include "controller/thresholds.h"
+
+#include "controller/timefmt.h"
+#include "protocol/decimal.h"
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FIELD_COUNT 7
+#define MAX_ROWS 4096
+#define MAX_FILE_BYTES (1024 * 1024)
+
+static const char *const matrices[] = {"oral-fluid", "hair", "blood", "urine", "breath"};
+static const char *const tiers[] = {"screen", "confirm"};
+
+/* Units by family: concentrations in fluids, in hair, and breath alcohol. */
+static const struct {
+    const char *name;
+    int family;
+    int64_t factor;
+} units[] = {
+    {"ng/mL", 1, 1}, {"ug/L", 1, 1}, {"µg/L", 1, 1}, {"pg/mg", 2, 1},
+    {"ng/mg", 2, 1000}, {"mg/100mL", 3, 1},
+};
+
+int unit_lookup(const char *unit, int *family, int64_t *factor)
+{
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(units[i].name, unit) == 0) {
+            *family = units[i].family;
+            *factor = units[i].factor;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static bool in_list(const char *value, const char *const *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(value, list[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Splits line at tabs into at most max fields; returns the count. */
+static size_t split_tabs(char *line, char **fields, size_t max)
+{
+    size_t count = 0;
+
+    while (count < max) {
+        fields[count++] = line;
+        char *tab = strchr(line, '\t');
+        if (tab == NULL) {
+            break;
+        }
+        *tab = '\0';
+        line = tab + 1;
+    }
+    return count;
+}
+
+static int copy_field(char *field, size_t size, const char *value)
+{
+    if (value[0] == '\0' || strlen(value) >= size) {
+        return -1;
+    }
+    snprintf(field, size, "%s", value);
+    return 0;
+}
+
+/* Fills row from the fields of one line; returns NULL or the failed check. */
+static const char *parse_row(char **fields, struct threshold_row *row)
+{
+    int family;
+    int64_t factor;
+
+    if (!in_list(fields[0], matrices, sizeof(matrices) / sizeof(matrices[0]))) {
+        return "unknown matrix (use oral-fluid, hair, blood, urine or breath)";
+    }
+    if (!in_list(fields[1], tiers, sizeof(tiers) / sizeof(tiers[0]))) {
+        return "unknown tier (use screen or confirm)";
+    }
+    if (copy_field(row->matrix, sizeof(row->matrix), fields[0]) != 0 ||
+        copy_field(row->tier, sizeof(row->tier), fields[1]) != 0 ||
+        copy_field(row->analyte, sizeof(row->analyte), fields[2]) != 0) {
+        return "empty or too long analyte name";
+    }
+    if (decimal_parse(fields[3], &row->cutoff_micro) != 0 ||
+        copy_field(row->cutoff_text, sizeof(row->cutoff_text), fields[3]) != 0) {
+        return "cutoff is not a decimal number";
+    }
+    if (row->cutoff_micro < 0) {
+        return "negative cutoff";
+    }
+    if (unit_lookup(fields[4], &family, &factor) != 0 ||
+        copy_field(row->unit, sizeof(row->unit), fields[4]) != 0) {
+        return "unknown unit (use ng/mL, ug/L, µg/L, ng/mg, pg/mg or mg/100mL)";
+    }
+    row->effective = time_parse_date(fields[5]);
+    if (row->effective == 0) {
+        return "effective date is not YYYY-MM-DD";
+    }
+    if (copy_field(row->source, sizeof(row->source), fields[6]) != 0) {
+        return "missing or too long source";
+    }
+    return NULL;
+}
+
+static const char *check_duplicate(const struct threshold_set *set, const struct threshold_row *row)
+{
+    static char reason[96];
+
+    for (size_t i = 0; i < set->count; i++) {
+        const struct threshold_row *other = &set->rows[i];
+        if (strcmp(other->matrix, row->matrix) == 0 && strcmp(other->tier, row->tier) == 0 &&
+            strcmp(other->analyte, row->analyte) == 0 && other->effective == row->effective) {
+            snprintf(reason, sizeof(reason), "duplicate of line %d (same matrix, tier, analyte "
+                     "and effective date)", other->line);
+            return reason;
+        }
+    }
+    return NULL;
+}
+
+static void append_canonical(struct threshold_set *set, size_t *used, const struct threshold_row *row)
+{
+    char effective[11];
+    char text[512];
+
+    time_format_date(row->effective, effective);
+    int len = snprintf(text, sizeof(text), "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row->matrix, row->tier,
+                       row->analyte, row->cutoff_text, row->unit, effective, row->source);
+    memcpy(set->canonical + *used, text, (size_t)len);
+    *used += (size_t)len;
+    set->canonical[*used] = '\0';
+}
+
+static void compute_version(struct threshold_set *set)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+
+    EVP_Digest(set->canonical, strlen(set->canonical), digest, &digest_len, EVP_sha256(), NULL);
+    for (unsigned int i = 0; i < digest_len; i++) {
+        snprintf(set->version + 2 * i, 3, "%02x", digest[i]);
+    }
+}
+
+static char *trim(char *text)
+{
+    size_t len = strlen(text);
+
+    while (len > 0 && (text[len - 1] == '\r' || text[len - 1] == ' ' || text[len - 1] == '\t')) {
+        text[--len] = '\0';
+    }
+    while (*text == ' ' || *text == '\t') {
+        text++;
+    }
+    return text;
+}
+
+/* Parses one non-comment line into the set; returns NULL or the reason. */
+static const char *parse_line(char *line, struct threshold_set *set, size_t *used)
+{
+    char *fields[FIELD_COUNT + 1];
+    struct threshold_row row = {0};
+
+    if (strncmp(line, "%label", 6) == 0) {
+        const char *label = trim(line + 6);
+        if (label[0] == '\0' || strlen(label) >= sizeof(set->label)) {
+            return "empty or too long label";
+        }
+        snprintf(set->label, sizeof(set->label), "%s", label);
+        return NULL;
+    }
+    if (split_tabs(line, fields, FIELD_COUNT + 1) != FIELD_COUNT) {
+        return "expected 7 tab-separated fields: matrix, tier, analyte, cutoff, unit, "
+               "effective date, source";
+    }
+    for (int i = 0; i < FIELD_COUNT; i++) {
+        fields[i] = trim(fields[i]);
+    }
+    const char *reason = parse_row(fields, &row);
+    if (reason == NULL) {
+        reason = check_duplicate(set, &row);
+    }
+    if (reason != NULL) {
+        return reason;
+    }
+    if (set->count == MAX_ROWS) {
+        return "too many rows";
+    }
+    row.line = 0;
+    set->rows[set->count] = row;
+    append_canonical(set, used, &set->rows[set->count]);
+    set->count++;
+    return NULL;
+}
+
+int thresholds_parse(const char *text, const char *name, struct threshold_set *set, char *err,
+                     size_t err_size)
+{
+    char *copy = strdup(text);
+    char *cursor = copy;
+    size_t used = 0;
+    int line_number = 0;
+
+    memset(set, 0, sizeof(*set));
+    set->rows = calloc(MAX_ROWS, sizeof(*set->rows));
+    set->canonical = malloc(strlen(text) + MAX_ROWS * 16 + 1);
+    if (copy == NULL || set->rows == NULL || set->canonical == NULL) {
+        free(copy);
+        thresholds_free(set);
+        snprintf(err, err_size, "%s: out of memory", name);
+        return -1;
+    }
+    set->canonical[0] = '\0';
+    while (cursor != NULL) {
+        char *line = cursor;
+        char *newline = strchr(cursor, '\n');
+        cursor = newline ? newline + 1 : NULL;
+        if (newline) {
+            *newline = '\0';
+        }
+        line_number++;
+        if (line[0] == '#' || trim(line)[0] == '\0') {
+            continue;
+        }
+        size_t before = set->count;
+        const char *reason = parse_line(line, set, &used);
+        if (reason != NULL) {
+            snprintf(err, err_size, "%s:%d: %s", name, line_number, reason);
+            free(copy);
+            thresholds_free(set);
+            return -1;
+        }
+        if (set->count > before) {
+            set->rows[before].line = line_number;
+        }
+    }
+    free(copy);
+    if (set->label[0] == '\0') {
+        snprintf(err, err_size, "%s: missing %%label line", name);
+        thresholds_free(set);
+        return -1;
+    }
+    compute_version(set);
+    return 0;
+}
+
+int thresholds_load(const char *path, struct threshold_set *set, char *err, size_t err_size)
+{
+    FILE *file = fopen(path, "r");
+    char *text;
+    size_t len;
+
+    if (file == NULL) {
+        snprintf(err, err_size, "%s: cannot open the threshold file", path);
+        return -1;
+    }
+    text = malloc(MAX_FILE_BYTES + 1);
+    len = text ? fread(text, 1, MAX_FILE_BYTES + 1, file) : 0;
+    fclose(file);
+    if (text == NULL || len > MAX_FILE_BYTES) {
+        free(text);
+        snprintf(err, err_size, "%s: larger than %d bytes", path, MAX_FILE_BYTES);
+        return -1;
+    }
+    text[len] = '\0';
+    int status = thresholds_parse(text, path, set, err, err_size);
+    free(text);
+    return status;
+}
+
+void thresholds_free(struct threshold_set *set)
+{
+    free(set->rows);
+    free(set->canonical);
+    memset(set, 0, sizeof(*set));
+}
+
+const struct threshold_row *thresholds_find(const struct threshold_set *set, const char *matrix,
+                                            const char *tier, const char *analyte, int date)
+{
+    const struct threshold_row *best = NULL;
+
+    for (size_t i = 0; i < set->count; i++) {
+        const struct threshold_row *row = &set->rows[i];
+        if (strcmp(row->matrix, matrix) != 0 || strcmp(row->tier, tier) != 0 ||
+            strcmp(row->analyte, analyte) != 0 || row->effective > date) {
+            continue;
+        }
+        if (best == NULL || row->effective > best->effective) {
+            best = row;
+        }
+    }
+    return best;
+}

@@ -1,0 +1,2269 @@
+/* toxlab: the command-line client of toxlabd.
+ *
+ * Connects to toxlabd's UNIX socket, checks the hello, sends one request of
+ * the JSON Lines protocol in docs/protocol.md and prints the response for a
+ * person, or unchanged with --json. "test start" and "test watch" then follow
+ * the test events until the stop or the test ends. docs/cli.md is the
+ * reference for commands, output and exit statuses. */
+#define _GNU_SOURCE
+
+#include "protocol/client_proto.h"
+#include "version.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_SOCKET_PATH "/run/toxlab/toxlab.sock"
+
+/* Exit statuses, listed for users in docs/cli.md. */
+enum {
+    STATUS_OK = 0,
+    STATUS_ERROR = 1,         /* toxlabd rejected the request, or talking to it failed */
+    STATUS_USAGE = 2,         /* the command line is invalid */
+    STATUS_NOT_COMPLETED = 3, /* a test ended failed, aborted or interrupted */
+    STATUS_SIGNAL_BASE = 128, /* plus the number of the signal that ended a wait */
+};
+
+/* Parsers return this when the command should go on to toxlabd, or an exit status. */
+#define CONTINUE (-1)
+
+/* Receive deadlines in milliseconds. toxlabd sends the hello as soon as it
+ * accepts a connection and sends most responses after one database commit.
+ * test.start and test.abort wait for analyzer replies, each bounded by that
+ * instrument's Modbus timeouts and retries. The values are generous estimates,
+ * not measurements. While following events there is no deadline, because
+ * toxlabd ends every test by itself (at the latest when its grace period runs
+ * out). */
+#define HELLO_TIMEOUT_MS 10000
+#define RESPONSE_TIMEOUT_MS 30000
+#define ANALYZER_RESPONSE_TIMEOUT_MS 120000
+/* Maximum wait for stop-ended once every test of the stop has ended. */
+#define STOP_ENDED_TIMEOUT_MS 30000
+#define NO_DEADLINE (-1)
+
+/* When stdout is not a terminal, a progress line is printed for each new step,
+ * and again whenever the percentage has advanced by at least this much. */
+#define PERCENT_LINE_INTERVAL 25
+
+/* Width of the labels in front of the report's header lines ("subject"). */
+#define LABEL_WIDTH 9
+
+/* Signal that interrupted a wait. Once setup_signals has run, SIGINT and
+ * SIGTERM are delivered only inside ppoll, so the handler interrupts nothing else. */
+static volatile sig_atomic_t received_signal;
+
+struct options {
+    const char *socket_path;
+    int json; /* print protocol lines unchanged instead of human output */
+};
+
+struct connection {
+    int fd;
+    struct proto_reader reader;
+    json_int_t next_id;
+    sigset_t wait_mask; /* signal mask inside ppoll, with SIGINT and SIGTERM unblocked */
+    char error[512];    /* why the last read failed */
+};
+
+/* One line from toxlabd: the text as received and its parsed object. */
+struct message {
+    char *line;
+    json_t *object;
+};
+
+enum read_result { READ_OK, READ_EOF, READ_TIMEOUT, READ_SIGNAL, READ_FAILED };
+
+/* A test whose events the client follows, with the progress last shown. */
+struct tracked_test {
+    char *id;
+    char *instrument;
+    char *step;        /* latest analyzer step (or test state) */
+    char *shown_step;  /* step on the last printed line, when stdout is not a terminal */
+    int percent;       /* -1 when the event had none */
+    int seconds_left;  /* -1 when the event had none */
+    int shown_percent; /* percent on the last printed line, -1 when none */
+    int ended;
+};
+
+/* State of "test start" (following a stop) or "test watch" (following one test). */
+struct follow {
+    int quiet;           /* --json: track events but print nothing for people */
+    int tty;             /* stdout is a terminal, so progress rewrites one status line */
+    int columns;         /* terminal width */
+    int status_shown;    /* a status line is on screen */
+    const char *stop_id; /* the followed stop, NULL until known */
+    const char *test_id; /* the followed test for "test watch", else NULL */
+    struct tracked_test *tests;
+    size_t count;
+    json_t *ended_stop; /* stop object of the stop-ended event */
+    json_t *ended_test; /* test-ended event of the followed test */
+};
+
+struct client {
+    const struct options *options;
+    struct connection connection;
+    struct follow *follow; /* non-NULL while events are followed */
+};
+
+struct request {
+    json_t *args;
+    int no_wait; /* test start --no-wait */
+};
+
+struct command {
+    const char *group;       /* first word */
+    const char *name;        /* second word, NULL for one-word commands */
+    const char *cmd;         /* protocol command */
+    const char *synopsis;    /* arguments after the command words */
+    const char *summary;     /* what the command does, for --help */
+    const char *option_help; /* option lines for --help, or NULL */
+    const char *argument;    /* protocol key of the one positional argument, or NULL */
+    int (*parse)(const struct command *command, int argc, char **argv, struct request *request);
+    int (*run)(struct client *client, const struct command *command, struct request *request);
+    void (*print)(const json_t *response);
+    int timeout_ms; /* receive deadline for the response */
+};
+
+/* A bounded line of text built piece by piece; longer text is cut off. */
+struct text {
+    char data[2048];
+    size_t len;
+};
+
+__attribute__((format(printf, 1, 2))) static void print_error(const char *format, ...)
+{
+    va_list ap;
+
+    fputs("toxlab: ", stderr);
+    va_start(ap, format);
+    vfprintf(stderr, format, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+__attribute__((format(printf, 2, 3))) static void text_add(struct text *text, const char *format,
+                                                           ...)
+{
+    size_t room = sizeof(text->data) - text->len;
+    va_list ap;
+    int written;
+
+    if (room <= 1) {
+        return;
+    }
+    va_start(ap, format);
+    written = vsnprintf(text->data + text->len, room, format, ap);
+    va_end(ap);
+    if (written < 0) {
+        return;
+    }
+    text->len += (size_t)written < room ? (size_t)written : room - 1;
+}
+
+/* Appends separator unless the text is still empty. */
+static void text_separate(struct text *text, const char *separator)
+{
+    if (text->len > 0) {
+        text_add(text, "%s", separator);
+    }
+}
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static int64_t deadline_after(int timeout_ms)
+{
+    if (timeout_ms < 0) {
+        return NO_DEADLINE;
+    }
+    return monotonic_ms() + timeout_ms;
+}
+
+static const char *get_string(const json_t *object, const char *key)
+{
+    return json_string_value(json_object_get(object, key));
+}
+
+static int get_int(const json_t *object, const char *key)
+{
+    json_t *value = json_object_get(object, key);
+
+    if (!json_is_integer(value)) {
+        return -1;
+    }
+    return (int)json_integer_value(value);
+}
+
+static const char *or_dash(const char *text)
+{
+    return text != NULL ? text : "-";
+}
+
+static int is_same(const char *a, const char *b)
+{
+    return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+/* A test has ended unless it is pending or running. Unknown states from a
+ * newer minor version count as ended, so that toxlab does not wait for a
+ * test-ended event that may never come. */
+static int state_has_ended(const char *state)
+{
+    return state != NULL && strcmp(state, "pending") != 0 && strcmp(state, "running") != 0;
+}
+
+/* ---- Connection ---------------------------------------------------------- */
+
+static void on_signal(int signal_number)
+{
+    received_signal = signal_number;
+}
+
+/* Installs the SIGINT and SIGTERM handlers and blocks both signals outside
+ * ppoll, so that a signal can only end a wait and never a half-done write. */
+static void setup_signals(struct connection *connection)
+{
+    struct sigaction action;
+    sigset_t block;
+
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = on_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
+
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_BLOCK, &block, &connection->wait_mask);
+    sigdelset(&connection->wait_mask, SIGINT);
+    sigdelset(&connection->wait_mask, SIGTERM);
+}
+
+static void print_connect_hint(int error)
+{
+    if (error == EACCES || error == EPERM) {
+        fputs("toxlabd's socket accepts the members of the group named by its socket_group\n"
+              "setting; ask an administrator to add you to that group.\n",
+              stderr);
+        return;
+    }
+    fputs("Start toxlabd, or give its socket with --socket PATH or TOXLAB_SOCKET.\n", stderr);
+}
+
+static int connect_daemon(struct connection *connection, const char *path)
+{
+    struct sockaddr_un address;
+    int error;
+
+    memset(&address, 0, sizeof(address));
+    address.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(address.sun_path)) {
+        print_error("socket path %s is longer than the maximum of %zu bytes", path,
+                    sizeof(address.sun_path) - 1);
+        return -1;
+    }
+    memcpy(address.sun_path, path, strlen(path) + 1);
+
+    connection->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connection->fd < 0) {
+        print_error("cannot create a UNIX socket: %s", strerror(errno));
+        return -1;
+    }
+    if (connect(connection->fd, (struct sockaddr *)&address, sizeof(address)) != 0) {
+        error = errno;
+        print_error("cannot connect to toxlabd at %s: %s", path, strerror(error));
+        print_connect_hint(error);
+        return -1;
+    }
+    return 0;
+}
+
+/* Takes one buffered line as a message. Returns 1 with *message set, 0 when no
+ * whole line is buffered, or -1 with connection->error set. */
+static int take_line(struct connection *connection, struct message *message)
+{
+    json_error_t parse_error;
+    char *line = NULL;
+    json_t *object;
+    int taken = proto_reader_next(&connection->reader, &line);
+
+    if (taken == 0) {
+        return 0;
+    }
+    if (taken < 0) {
+        snprintf(connection->error, sizeof(connection->error),
+                 connection->reader.overflow ? "toxlabd sent a line longer than %d bytes"
+                                             : "out of memory reading a line of up to %d bytes",
+                 PROTO_MAX_LINE);
+        return -1;
+    }
+
+    object = json_loads(line, 0, &parse_error);
+    if (!json_is_object(object)) {
+        snprintf(connection->error, sizeof(connection->error),
+                 "toxlabd sent a line that is not a JSON object: %s",
+                 object == NULL ? parse_error.text : "expected an object");
+        json_decref(object);
+        free(line);
+        return -1;
+    }
+    message->line = line;
+    message->object = object;
+    return 1;
+}
+
+static void message_free(struct message *message)
+{
+    free(message->line);
+    json_decref(message->object);
+    message->line = NULL;
+    message->object = NULL;
+}
+
+/* Waits until the socket is readable or the deadline passes, then appends what
+ * arrived to the reader. READ_OK means "look for a line again". */
+static enum read_result receive_bytes(struct connection *connection, int64_t deadline)
+{
+    struct pollfd poll_fd = {.fd = connection->fd, .events = POLLIN};
+    struct timespec timeout;
+    struct timespec *timeout_pointer = NULL;
+    char buffer[16384];
+    ssize_t received;
+    int ready;
+
+    if (deadline != NO_DEADLINE) {
+        int64_t left = deadline - monotonic_ms();
+
+        if (left <= 0) {
+            return READ_TIMEOUT;
+        }
+        timeout.tv_sec = left / 1000;
+        timeout.tv_nsec = (long)(left % 1000) * 1000000;
+        timeout_pointer = &timeout;
+    }
+
+    ready = ppoll(&poll_fd, 1, timeout_pointer, &connection->wait_mask);
+    if (ready < 0 && errno == EINTR) {
+        return received_signal ? READ_SIGNAL : READ_OK;
+    }
+    if (ready < 0) {
+        snprintf(connection->error, sizeof(connection->error),
+                 "poll on toxlabd's socket failed: %s", strerror(errno));
+        return READ_FAILED;
+    }
+    if (ready == 0) {
+        return READ_TIMEOUT;
+    }
+
+    received = recv(connection->fd, buffer, sizeof(buffer), 0);
+    if (received < 0 && (errno == EINTR || errno == EAGAIN)) {
+        return READ_OK;
+    }
+    if (received < 0) {
+        snprintf(connection->error, sizeof(connection->error), "cannot read from toxlabd: %s",
+                 strerror(errno));
+        return READ_FAILED;
+    }
+    if (received == 0) {
+        return READ_EOF;
+    }
+    if (proto_reader_feed(&connection->reader, buffer, (size_t)received) != 0) {
+        snprintf(connection->error, sizeof(connection->error),
+                 "out of memory reading from toxlabd");
+        return READ_FAILED;
+    }
+    return READ_OK;
+}
+
+/* Reads the next whole line as a JSON object. Bytes of an unfinished line
+ * at end of file are dropped, and the result is READ_EOF. */
+static enum read_result read_message(struct connection *connection, int64_t deadline,
+                                     struct message *message)
+{
+    for (;;) {
+        int taken = take_line(connection, message);
+        enum read_result result;
+
+        if (taken != 0) {
+            return taken > 0 ? READ_OK : READ_FAILED;
+        }
+        result = receive_bytes(connection, deadline);
+        if (result != READ_OK) {
+            return result;
+        }
+    }
+}
+
+static int send_line(struct connection *connection, const char *cmd, const char *line)
+{
+    size_t length = strlen(line);
+    size_t sent = 0;
+
+    while (sent < length) {
+        ssize_t written = send(connection->fd, line + sent, length - sent, MSG_NOSIGNAL);
+
+        if (written < 0 && errno == EINTR) {
+            continue;
+        }
+        if (written < 0) {
+            print_error("cannot send the %s request to toxlabd: %s", cmd, strerror(errno));
+            return -1;
+        }
+        sent += (size_t)written;
+    }
+    return 0;
+}
+
+/* Sends {"id", "cmd", "args"} and stores the id it used in *id. */
+static int send_request(struct connection *connection, const char *cmd, json_t *args,
+                        json_int_t *id)
+{
+    json_t *request;
+    char *line;
+    int sent;
+
+    *id = connection->next_id++;
+    request = json_pack("{sI ss sO}", "id", *id, "cmd", cmd, "args", args);
+    if (request == NULL) {
+        print_error("out of memory building the %s request", cmd);
+        return -1;
+    }
+    line = proto_encode_line(request);
+    json_decref(request);
+    if (line == NULL) {
+        print_error("the %s request is longer than the protocol's limit of %d bytes", cmd,
+                    PROTO_MAX_LINE);
+        return -1;
+    }
+    sent = send_line(connection, cmd, line);
+    free(line);
+    return sent;
+}
+
+/* ---- Progress display ---------------------------------------------------- */
+
+static void print_raw_line(const char *line)
+{
+    fputs(line, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+static void replace_string(char **slot, const char *value)
+{
+    free(*slot);
+    *slot = value != NULL ? strdup(value) : NULL;
+}
+
+static struct tracked_test *find_test(struct follow *follow, const char *id)
+{
+    for (size_t i = 0; i < follow->count; i++) {
+        if (is_same(follow->tests[i].id, id)) {
+            return &follow->tests[i];
+        }
+    }
+    return NULL;
+}
+
+/* Returns the tracked test with this id, adding it when it is new, or NULL
+ * when id is NULL or memory ran out. */
+static struct tracked_test *track_test(struct follow *follow, const char *id,
+                                       const char *instrument)
+{
+    struct tracked_test *test = find_test(follow, id);
+    struct tracked_test *grown;
+
+    if (test == NULL && id != NULL) {
+        grown = realloc(follow->tests, (follow->count + 1) * sizeof(*grown));
+        if (grown == NULL) {
+            return NULL;
+        }
+        follow->tests = grown;
+        test = &follow->tests[follow->count++];
+        memset(test, 0, sizeof(*test));
+        test->id = strdup(id);
+        test->percent = -1;
+        test->seconds_left = -1;
+        test->shown_percent = -1;
+    }
+    if (test != NULL && test->instrument == NULL && instrument != NULL) {
+        test->instrument = strdup(instrument);
+    }
+    return test;
+}
+
+static int instrument_column_width(const struct follow *follow)
+{
+    int width = 0;
+
+    for (size_t i = 0; i < follow->count; i++) {
+        const char *name = or_dash(follow->tests[i].instrument);
+        int length = (int)strlen(name);
+
+        width = length > width ? length : width;
+    }
+    return width;
+}
+
+static void format_progress(const struct tracked_test *test, int width, struct text *line)
+{
+    text_add(line, "%-*s  %s", width, or_dash(test->instrument), or_dash(test->step));
+    if (test->percent >= 0) {
+        text_add(line, "  %d%%", test->percent);
+    }
+    if (test->seconds_left >= 0) {
+        text_add(line, "  %d s left", test->seconds_left);
+    }
+}
+
+/* Draws one line on the terminal with the progress of every running test. */
+static void draw_status_line(struct follow *follow)
+{
+    struct text line = {.len = 0};
+    size_t limit = follow->columns > 1 ? (size_t)follow->columns - 1 : 79;
+
+    for (size_t i = 0; i < follow->count; i++) {
+        const struct tracked_test *test = &follow->tests[i];
+
+        if (test->ended || test->step == NULL) {
+            continue;
+        }
+        text_separate(&line, "  |  ");
+        format_progress(test, 0, &line);
+    }
+    if (line.len > limit) {
+        line.len = limit;
+        line.data[limit] = '\0';
+    }
+    if (line.len == 0 && !follow->status_shown) {
+        return;
+    }
+    printf("\r\033[K%s", line.data);
+    fflush(stdout);
+    follow->status_shown = line.len > 0;
+}
+
+/* Removes the status line so that a whole line can be printed. */
+static void clear_status_line(struct follow *follow)
+{
+    if (follow != NULL && follow->status_shown) {
+        printf("\r\033[K");
+        fflush(stdout);
+        follow->status_shown = 0;
+    }
+}
+
+static void print_progress_line(struct follow *follow, struct tracked_test *test)
+{
+    struct text line = {.len = 0};
+    int step_changed = !is_same(test->step, test->shown_step);
+    int percent_advanced =
+        test->percent >= 0 &&
+        (test->shown_percent < 0 || test->percent - test->shown_percent >= PERCENT_LINE_INTERVAL);
+
+    if (!step_changed && !percent_advanced) {
+        return;
+    }
+    format_progress(test, instrument_column_width(follow), &line);
+    printf("%s\n", line.data);
+    fflush(stdout);
+    replace_string(&test->shown_step, test->step);
+    test->shown_percent = test->percent;
+}
+
+static void on_progress(struct follow *follow, const json_t *event)
+{
+    const char *step = get_string(event, "step");
+    struct tracked_test *test =
+        track_test(follow, get_string(event, "test"), get_string(event, "instrument"));
+
+    if (test == NULL) {
+        return;
+    }
+    replace_string(&test->step, step != NULL ? step : get_string(event, "state"));
+    test->percent = get_int(event, "percent");
+    test->seconds_left = get_int(event, "seconds_left");
+    if (follow->quiet) {
+        return;
+    }
+    if (follow->tty) {
+        draw_status_line(follow);
+    } else {
+        print_progress_line(follow, test);
+    }
+}
+
+static void on_instrument_error(struct follow *follow, const json_t *event)
+{
+    const char *instrument = get_string(event, "instrument");
+    struct tracked_test *test = find_test(follow, get_string(event, "test"));
+
+    if (follow->quiet) {
+        return;
+    }
+    if (instrument == NULL && test != NULL) {
+        instrument = test->instrument;
+    }
+    clear_status_line(follow);
+    fprintf(stderr, "%s: %s\n", or_dash(instrument), or_dash(get_string(event, "message")));
+    if (follow->tty) {
+        draw_status_line(follow);
+    }
+}
+
+static void on_test_ended(struct follow *follow, const json_t *event)
+{
+    const char *id = get_string(event, "test");
+    const char *reason = get_string(event, "reason");
+    struct tracked_test *test = track_test(follow, id, get_string(event, "instrument"));
+
+    if (test != NULL) {
+        test->ended = 1;
+    }
+    if (follow->test_id != NULL && is_same(follow->test_id, id)) {
+        json_decref(follow->ended_test);
+        follow->ended_test = json_incref((json_t *)event);
+    }
+    if (follow->quiet) {
+        return;
+    }
+    clear_status_line(follow);
+    printf("%-*s  %s", instrument_column_width(follow),
+           or_dash(test != NULL ? test->instrument : NULL), or_dash(get_string(event, "state")));
+    printf(reason != NULL ? " (%s)\n" : "%s\n", reason != NULL ? reason : "");
+    fflush(stdout);
+    if (follow->tty) {
+        draw_status_line(follow);
+    }
+}
+
+static void on_stop_ended(struct follow *follow, const json_t *event)
+{
+    json_t *stop = json_object_get(event, "stop");
+
+    if (follow->test_id != NULL || !json_is_object(stop)) {
+        return;
+    }
+    if (follow->stop_id != NULL && !is_same(follow->stop_id, get_string(stop, "id"))) {
+        return;
+    }
+    json_decref(follow->ended_stop);
+    follow->ended_stop = json_incref(stop);
+    for (size_t i = 0; i < follow->count; i++) {
+        follow->tests[i].ended = 1;
+    }
+}
+
+/* Handles a line without an id. In --json mode every event is printed as
+ * received; lines of other classes are ignored. */
+static void handle_event(struct client *client, const struct message *message)
+{
+    const char *event = get_string(message->object, "event");
+    struct follow *follow = client->follow;
+
+    if (!is_same(get_string(message->object, "class"), "event")) {
+        return;
+    }
+    if (client->options->json) {
+        print_raw_line(message->line);
+    }
+    if (follow == NULL || event == NULL) {
+        return;
+    }
+    if (strcmp(event, "progress") == 0) {
+        on_progress(follow, message->object);
+    } else if (strcmp(event, "instrument-error") == 0) {
+        on_instrument_error(follow, message->object);
+    } else if (strcmp(event, "test-ended") == 0) {
+        on_test_ended(follow, message->object);
+    } else if (strcmp(event, "stop-ended") == 0) {
+        on_stop_ended(follow, message->object);
+    }
+}
+
+/* ---- Requests and responses ---------------------------------------------- */
+
+/* Prints why a read ended without a message and returns the exit status. */
+static int report_read_failure(struct client *client, enum read_result result, const char *awaited,
+                               int timeout_ms)
+{
+    clear_status_line(client->follow);
+    switch (result) {
+    case READ_EOF:
+        print_error("toxlabd closed the connection while toxlab waited for %s", awaited);
+        return STATUS_ERROR;
+    case READ_TIMEOUT:
+        print_error("timed out after %d s waiting for %s from toxlabd", timeout_ms / 1000, awaited);
+        return STATUS_ERROR;
+    case READ_SIGNAL:
+        print_error("interrupted while waiting for %s", awaited);
+        return STATUS_SIGNAL_BASE + received_signal;
+    case READ_FAILED:
+    case READ_OK:
+        break;
+    }
+    print_error("%s", client->connection.error);
+    return STATUS_ERROR;
+}
+
+static int report_daemon_error(const json_t *response)
+{
+    json_t *error = json_object_get(response, "error");
+    const char *message = get_string(error, "message");
+    const char *code = get_string(error, "code");
+
+    print_error("%s (%s)", message != NULL ? message : "toxlabd rejected the request",
+                or_dash(code));
+    return STATUS_ERROR;
+}
+
+/* Checks the response to request id. When it is not ok, prints the error and
+ * returns the exit status. */
+static int accept_response(struct client *client, const char *cmd, json_int_t id,
+                           const struct message *message, json_t **response)
+{
+    json_t *response_id = json_object_get(message->object, "id");
+    json_t *ok = json_object_get(message->object, "ok");
+
+    if (client->options->json) {
+        print_raw_line(message->line);
+    }
+    clear_status_line(client->follow);
+    if (!json_is_integer(response_id) || json_integer_value(response_id) != id) {
+        print_error("toxlabd sent a response to another request while request %" JSON_INTEGER_FORMAT
+                    " (%s) was open",
+                    id, cmd);
+        return STATUS_ERROR;
+    }
+    if (!json_is_boolean(ok)) {
+        print_error("toxlabd sent a response to %s without a boolean \"ok\"", cmd);
+        return STATUS_ERROR;
+    }
+    if (json_is_false(ok)) {
+        return report_daemon_error(message->object);
+    }
+    *response = json_incref(message->object);
+    return STATUS_OK;
+}
+
+/* Sends one request and reads lines until its response arrives, passing any
+ * events in between to handle_event. On success *response is the response. */
+static int exchange(struct client *client, const char *cmd, json_t *args, int timeout_ms,
+                    json_t **response)
+{
+    struct connection *connection = &client->connection;
+    int64_t deadline = deadline_after(timeout_ms);
+    char awaited[128];
+    json_int_t id;
+
+    if (send_request(connection, cmd, args, &id) != 0) {
+        return STATUS_ERROR;
+    }
+    snprintf(awaited, sizeof(awaited), "the response to %s", cmd);
+    for (;;) {
+        struct message message;
+        enum read_result result = read_message(connection, deadline, &message);
+        int status;
+
+        if (result != READ_OK) {
+            return report_read_failure(client, result, awaited, timeout_ms);
+        }
+        if (json_object_get(message.object, "id") == NULL) {
+            handle_event(client, &message);
+            message_free(&message);
+            continue;
+        }
+        status = accept_response(client, cmd, id, &message, response);
+        message_free(&message);
+        return status;
+    }
+}
+
+static int check_hello(const struct client *client, const json_t *hello)
+{
+    json_t *protocol = json_object_get(hello, "protocol");
+    int major = get_int(protocol, "major");
+    int minor = get_int(protocol, "minor");
+
+    if (!is_same(get_string(hello, "class"), "hello") || major < 0) {
+        print_error("the first line from %s is not a hello with a protocol version; is it "
+                    "toxlabd's socket?",
+                    client->options->socket_path);
+        return STATUS_ERROR;
+    }
+    if (major != PROTO_MAJOR) {
+        print_error("toxlabd %s speaks protocol %d.%d, but this toxlab %s speaks %d.%d; use a "
+                    "toxlab of protocol version %d",
+                    or_dash(get_string(hello, "version")), major, minor, TOXLAB_VERSION,
+                    PROTO_MAJOR, PROTO_MINOR, major);
+        return STATUS_ERROR;
+    }
+    return STATUS_OK;
+}
+
+static int read_hello(struct client *client)
+{
+    struct message message;
+    enum read_result result =
+        read_message(&client->connection, deadline_after(HELLO_TIMEOUT_MS), &message);
+    int status;
+
+    if (result != READ_OK) {
+        return report_read_failure(client, result, "the hello", HELLO_TIMEOUT_MS);
+    }
+    status = check_hello(client, message.object);
+    message_free(&message);
+    return status;
+}
+
+/* ---- Reports ------------------------------------------------------------- */
+
+static void print_label(const char *label, const char *value)
+{
+    if (value != NULL) {
+        printf("%-*s %s\n", LABEL_WIDTH, label, value);
+    }
+}
+
+static void print_subject_line(const json_t *subject)
+{
+    const char *masked = get_string(subject, "masked");
+    const char *type = get_string(subject, "type");
+
+    if (subject == NULL) {
+        return;
+    }
+    printf("%-*s %s", LABEL_WIDTH, "subject",
+           or_dash(masked != NULL ? masked : get_string(subject, "id")));
+    printf(type != NULL ? " (%s)\n" : "%s\n", type != NULL ? type : "");
+}
+
+static void format_value(const json_t *analyte, struct text *text)
+{
+    const char *value = get_string(analyte, "value");
+    const char *unit = get_string(analyte, "unit");
+
+    text_add(text, "%s", or_dash(value));
+    if (value != NULL && unit != NULL) {
+        text_add(text, " %s", unit);
+    }
+}
+
+/* Formats what follows the outcome: cutoff and tier, band and flags. */
+static void format_analyte_details(const json_t *analyte, const char *result_tier,
+                                   struct text *text)
+{
+    const char *cutoff = get_string(analyte, "cutoff");
+    const char *cutoff_unit = get_string(analyte, "cutoff_unit");
+    const char *tier = get_string(analyte, "tier");
+    const char *band = get_string(analyte, "band");
+    json_t *flags = json_object_get(analyte, "flags");
+    json_t *flag;
+    size_t i;
+
+    if (cutoff_unit == NULL) {
+        cutoff_unit = get_string(analyte, "unit");
+    }
+    if (tier == NULL) {
+        tier = result_tier;
+    }
+    if (cutoff != NULL) {
+        text_add(text, "cutoff %s%s%s", cutoff, cutoff_unit != NULL ? " " : "",
+                 cutoff_unit != NULL ? cutoff_unit : "");
+        text_add(text, tier != NULL ? " (%s)" : "%s", tier != NULL ? tier : "");
+    }
+    if (band != NULL) {
+        text_separate(text, "  ");
+        text_add(text, "band %s", band);
+    }
+    if (json_array_size(flags) > 0) {
+        text_separate(text, "  ");
+        text_add(text, "flags:");
+        json_array_foreach(flags, i, flag)
+        {
+            text_add(text, "%s %s", i > 0 ? "," : "", or_dash(json_string_value(flag)));
+        }
+    }
+}
+
+static int is_invalid(const json_t *analyte)
+{
+    return is_same(get_string(analyte, "outcome"), "invalid");
+}
+
+/* Formats the outcome with its reason: "invalid: control line failed", or
+ * "negative (reason)" when a valid outcome has one. */
+static void format_outcome(const json_t *analyte, struct text *text)
+{
+    const char *reason = get_string(analyte, "reason");
+
+    text_add(text, "%s", or_dash(get_string(analyte, "outcome")));
+    if (reason != NULL) {
+        text_add(text, is_invalid(analyte) ? ": %s" : " (%s)", reason);
+    }
+}
+
+struct analyte_columns {
+    int name;
+    int value;
+    int outcome; /* widest valid outcome; invalid ones carry long reasons and are not padded */
+};
+
+static void measure_analytes(const json_t *analytes, struct analyte_columns *columns)
+{
+    json_t *analyte;
+    size_t i;
+
+    memset(columns, 0, sizeof(*columns));
+    json_array_foreach(analytes, i, analyte)
+    {
+        struct text value = {.len = 0};
+        struct text outcome = {.len = 0};
+        int name = (int)strlen(or_dash(get_string(analyte, "analyte")));
+
+        format_value(analyte, &value);
+        format_outcome(analyte, &outcome);
+        columns->name = name > columns->name ? name : columns->name;
+        columns->value = (int)value.len > columns->value ? (int)value.len : columns->value;
+        if (!is_invalid(analyte) && (int)outcome.len > columns->outcome) {
+            columns->outcome = (int)outcome.len;
+        }
+    }
+}
+
+/* Prints "analyte  value unit  outcome  cutoff ... (tier)  flags: ...". */
+static void print_analyte(const json_t *analyte, const struct analyte_columns *columns,
+                          const char *result_tier)
+{
+    struct text value = {.len = 0};
+    struct text outcome = {.len = 0};
+    struct text details = {.len = 0};
+
+    format_value(analyte, &value);
+    format_outcome(analyte, &outcome);
+    format_analyte_details(analyte, result_tier, &details);
+    printf("  %-*s  %-*s  ", columns->name, or_dash(get_string(analyte, "analyte")), columns->value,
+           value.data);
+    if (details.len == 0) {
+        printf("%s\n", outcome.data);
+        return;
+    }
+    printf("%-*s  %s\n", is_invalid(analyte) ? 0 : columns->outcome, outcome.data, details.data);
+}
+
+static void print_analytes(const json_t *analytes, const char *result_tier)
+{
+    struct analyte_columns columns;
+    json_t *analyte;
+    size_t i;
+
+    if (json_array_size(analytes) == 0) {
+        printf("  no analytes in the result\n");
+        return;
+    }
+    measure_analytes(analytes, &columns);
+    json_array_foreach(analytes, i, analyte)
+    {
+        print_analyte(analyte, &columns, result_tier);
+    }
+}
+
+static void print_specimen_line(const json_t *result, const json_t *test)
+{
+    json_t *specimen = json_object_get(result, "specimen");
+    const char *barcode = get_string(specimen, "barcode");
+    const char *matrix = get_string(result, "matrix");
+    const char *collected = get_string(specimen, "collected");
+    struct text line = {.len = 0};
+
+    if (barcode == NULL) {
+        barcode = get_string(test, "specimen");
+    }
+    if (barcode == NULL && matrix == NULL) {
+        return;
+    }
+    text_add(&line, "specimen %s", or_dash(barcode));
+    if (matrix != NULL) {
+        text_add(&line, " (%s)", matrix);
+    }
+    if (collected != NULL) {
+        text_add(&line, ", collected %s", collected);
+    }
+    printf("  %s\n", line.data);
+}
+
+static void print_analyzer_line(const json_t *result)
+{
+    json_t *cartridge = json_object_get(result, "cartridge");
+    const char *serial = get_string(result, "serial");
+    const char *firmware = get_string(result, "firmware");
+    const char *calibration = get_string(result, "calibration");
+    const char *lot = get_string(cartridge, "lot");
+    const char *expiry = get_string(cartridge, "expiry");
+    struct text line = {.len = 0};
+
+    if (serial != NULL) {
+        text_add(&line, "analyzer %s", serial);
+    }
+    if (firmware != NULL) {
+        text_separate(&line, ", ");
+        text_add(&line, "firmware %s", firmware);
+    }
+    if (calibration != NULL) {
+        text_separate(&line, ", ");
+        text_add(&line, "calibration %s", calibration);
+    }
+    if (lot != NULL || expiry != NULL) {
+        text_separate(&line, ", ");
+        text_add(&line, "cartridge %s", or_dash(lot));
+        if (expiry != NULL) {
+            text_add(&line, " expiring %s", expiry);
+        }
+    }
+    if (line.len > 0) {
+        printf("  %s\n", line.data);
+    }
+}
+
+/* Prints when the result was stored and which threshold set judged it. The
+ * set's version is a SHA-256 in hex. Only its first 12 digits are shown, and
+ * --json prints the full version. */
+static void print_stored_line(const json_t *result)
+{
+    json_t *thresholds = json_object_get(result, "thresholds");
+    const char *received = get_string(result, "received");
+    const char *label = get_string(thresholds, "label");
+    const char *version = get_string(thresholds, "version");
+    struct text line = {.len = 0};
+
+    if (received != NULL) {
+        text_add(&line, "received %s", received);
+    }
+    if (label != NULL || version != NULL) {
+        text_separate(&line, ", ");
+        text_add(&line, "thresholds");
+        if (label != NULL) {
+            text_add(&line, " \"%s\"", label);
+        }
+        if (version != NULL) {
+            text_add(&line, " %.12s", version);
+        }
+    }
+    if (line.len > 0) {
+        printf("  %s\n", line.data);
+    }
+    if (json_is_false(json_object_get(result, "clock_synced"))) {
+        printf("  the host clock was not synchronised when the result was stored\n");
+    }
+}
+
+/* Prints one test: instrument, test ID, state and reason, then its result. */
+static void print_test(const json_t *test, int instrument_width, int show_stop)
+{
+    const char *reason = get_string(test, "reason");
+    json_t *result = json_object_get(test, "result");
+
+    printf("%-*s  %s  %s", instrument_width, or_dash(get_string(test, "instrument")),
+           or_dash(get_string(test, "id")), or_dash(get_string(test, "state")));
+    printf(reason != NULL ? " (%s)\n" : "%s\n", reason != NULL ? reason : "");
+    if (show_stop && get_string(test, "stop") != NULL) {
+        printf("  stop %s\n", get_string(test, "stop"));
+    }
+    print_specimen_line(result, test);
+    if (!json_is_object(result)) {
+        return;
+    }
+    print_analyzer_line(result);
+    print_stored_line(result);
+    print_analytes(json_object_get(result, "analytes"), get_string(result, "tier"));
+}
+
+static void print_rule(const char *prefix, const json_t *rule, const char *suffix)
+{
+    const char *id = get_string(rule, "id");
+    const char *text = get_string(rule, "text");
+
+    printf("%s%s%s%s%s", prefix, or_dash(id), text != NULL ? " " : "", text != NULL ? text : "",
+           suffix);
+}
+
+/* Prints "decision: flag (L10 text)", or the decision and one "rule:" line
+ * for each rule when several fired, then evidence and actions. */
+static void print_decision(const json_t *decision)
+{
+    const char *value = get_string(decision, "decision");
+    json_t *rules = json_object_get(decision, "rules");
+    json_t *evidence = json_object_get(decision, "evidence");
+    json_t *item;
+    size_t i;
+
+    if (value == NULL) {
+        printf("decision: pending until every test has ended\n");
+        return;
+    }
+    if (json_array_size(rules) == 1) {
+        printf("decision: %s ", value);
+        print_rule("(", json_array_get(rules, 0), ")\n");
+    } else {
+        printf("decision: %s\n", value);
+        json_array_foreach(rules, i, item)
+        {
+            print_rule("rule: ", item, "\n");
+        }
+    }
+    if (json_array_size(evidence) > 0) {
+        printf("evidence:");
+        json_array_foreach(evidence, i, item)
+        {
+            printf("%s %s", i > 0 ? "," : "", or_dash(json_string_value(item)));
+        }
+        printf("\n");
+    }
+    json_array_foreach(json_object_get(decision, "actions"), i, item)
+    {
+        printf("action: %s\n", or_dash(json_string_value(item)));
+    }
+}
+
+static int tests_instrument_width(const json_t *tests)
+{
+    json_t *test;
+    size_t i;
+    int width = 0;
+
+    json_array_foreach(tests, i, test)
+    {
+        int length = (int)strlen(or_dash(get_string(test, "instrument")));
+
+        width = length > width ? length : width;
+    }
+    return width;
+}
+
+/* Prints the stop report: header, each test with its result, then the decision. */
+static void print_stop(const json_t *stop)
+{
+    json_t *tests = json_object_get(stop, "tests");
+    json_t *driving = json_object_get(stop, "driving");
+    int width = tests_instrument_width(tests);
+    json_t *test;
+    size_t i;
+
+    print_label("stop", get_string(stop, "id"));
+    print_subject_line(json_object_get(stop, "subject"));
+    if (json_is_boolean(driving)) {
+        print_label("driving", json_is_true(driving) ? "yes" : "no");
+    }
+    print_label("opened", get_string(stop, "opened"));
+    json_array_foreach(tests, i, test)
+    {
+        printf("\n");
+        print_test(test, width, 0);
+    }
+    printf("\n");
+    print_decision(json_object_get(stop, "decision"));
+}
+
+static void print_stop_response(const json_t *response)
+{
+    print_stop(json_object_get(response, "stop"));
+}
+
+static void print_test_response(const json_t *response)
+{
+    print_test(json_object_get(response, "test"), 0, 1);
+}
+
+static void print_subject_added(const json_t *response)
+{
+    json_t *subject = json_object_get(response, "subject");
+    const char *masked = get_string(subject, "masked");
+
+    printf("subject %s (%s) %s as %s\n", or_dash(masked), or_dash(get_string(subject, "type")),
+           json_is_true(json_object_get(subject, "existed")) ? "was already registered"
+                                                             : "registered",
+           or_dash(get_string(subject, "id")));
+}
+
+/* Returns the list named key from the subject object, or else from the
+ * response beside it, because docs/protocol.md does not say where the lists are. */
+static json_t *subject_list(const json_t *response, const char *key)
+{
+    json_t *list = json_object_get(json_object_get(response, "subject"), key);
+
+    return list != NULL ? list : json_object_get(response, key);
+}
+
+static void print_specimen_rows(const json_t *specimens)
+{
+    json_t *specimen;
+    size_t i;
+    int width = 0;
+
+    printf("\nspecimens%s\n", json_array_size(specimens) == 0 ? ": none" : "");
+    json_array_foreach(specimens, i, specimen)
+    {
+        int length = (int)strlen(or_dash(get_string(specimen, "barcode")));
+
+        width = length > width ? length : width;
+    }
+    json_array_foreach(specimens, i, specimen)
+    {
+        const char *stop = get_string(specimen, "stop");
+
+        printf("  %-*s  %-10s  collected %s", width, or_dash(get_string(specimen, "barcode")),
+               or_dash(get_string(specimen, "matrix")), or_dash(get_string(specimen, "collected")));
+        printf(stop != NULL ? "  stop %s\n" : "%s\n", stop != NULL ? stop : "");
+    }
+}
+
+static void print_stop_rows(const json_t *stops)
+{
+    json_t *stop;
+    size_t i;
+
+    printf("\nstops%s\n", json_array_size(stops) == 0 ? ": none" : "");
+    json_array_foreach(stops, i, stop)
+    {
+        json_t *driving = json_object_get(stop, "driving");
+        const char *decision = get_string(json_object_get(stop, "decision"), "decision");
+        size_t tests = json_array_size(json_object_get(stop, "tests"));
+
+        printf("  %s  opened %s", or_dash(get_string(stop, "id")),
+               or_dash(get_string(stop, "opened")));
+        if (json_is_boolean(driving)) {
+            printf("  driving %s", json_is_true(driving) ? "yes" : "no");
+        }
+        printf("  %zu test%s  decision %s\n", tests, tests == 1 ? "" : "s",
+               decision != NULL ? decision : "pending");
+    }
+}
+
+static void print_subject_response(const json_t *response)
+{
+    json_t *subject = json_object_get(response, "subject");
+
+    print_subject_line(subject);
+    print_label("id", get_string(subject, "id"));
+    print_label("created", get_string(subject, "created"));
+    print_specimen_rows(subject_list(response, "specimens"));
+    print_stop_rows(subject_list(response, "stops"));
+}
+
+static void print_specimen_response(const json_t *response)
+{
+    json_t *specimen = json_object_get(response, "specimen");
+    const char *stop = get_string(specimen, "stop");
+    const char *collected = get_string(specimen, "collected");
+
+    printf("specimen %s (%s) registered as %s\n", or_dash(get_string(specimen, "barcode")),
+           or_dash(get_string(specimen, "matrix")), or_dash(get_string(specimen, "id")));
+    print_label("subject", get_string(specimen, "subject"));
+    print_label("collected", collected);
+    print_label("stop", stop);
+}
+
+static void format_instrument(const json_t *instrument, int width, struct text *line)
+{
+    json_t *identity = json_object_get(instrument, "identity");
+    const char *model = get_string(identity, "model");
+    const char *lot = get_string(identity, "cartridge_lot");
+    const char *expiry = get_string(identity, "cartridge_expiry");
+    const char *test = get_string(instrument, "test");
+    const char *error = get_string(instrument, "error");
+
+    text_add(line, "%-*s  %-7s", width, or_dash(get_string(instrument, "id")),
+             json_is_true(json_object_get(instrument, "online")) ? "online" : "offline");
+    if (!json_is_object(identity)) {
+        text_add(line, "  not identified");
+    }
+    if (model != NULL) {
+        text_add(line, "  %s", model);
+    }
+    if (get_string(identity, "serial") != NULL) {
+        text_add(line, "  serial %s", get_string(identity, "serial"));
+    }
+    if (get_string(identity, "firmware") != NULL) {
+        text_add(line, "  firmware %s", get_string(identity, "firmware"));
+    }
+    if (lot != NULL || expiry != NULL) {
+        text_add(line, "  cartridge %s", or_dash(lot));
+        text_add(line, expiry != NULL ? " expiring %s" : "%s", expiry != NULL ? expiry : "");
+    }
+    if (test != NULL) {
+        text_add(line, "  running %s", test);
+    }
+    if (error != NULL) {
+        text_add(line, "  last error: %s", error);
+    }
+}
+
+static void print_instruments_response(const json_t *response)
+{
+    json_t *instruments = json_object_get(response, "instruments");
+    json_t *instrument;
+    size_t i;
+    int width = 0;
+
+    if (json_array_size(instruments) == 0) {
+        printf("no instruments configured\n");
+        return;
+    }
+    json_array_foreach(instruments, i, instrument)
+    {
+        int length = (int)strlen(or_dash(get_string(instrument, "id")));
+
+        width = length > width ? length : width;
+    }
+    json_array_foreach(instruments, i, instrument)
+    {
+        struct text line = {.len = 0};
+
+        format_instrument(instrument, width, &line);
+        printf("%s\n", line.data);
+    }
+}
+
+/* ---- Commands ------------------------------------------------------------ */
+
+/* Returns STATUS_NOT_COMPLETED when a test of the list ended in a state other
+ * than completed. With require_completed, a pending or running test counts too. */
+static int tests_status(const json_t *tests, int require_completed)
+{
+    json_t *test;
+    size_t i;
+
+    json_array_foreach(tests, i, test)
+    {
+        const char *state = get_string(test, "state");
+
+        if (is_same(state, "completed")) {
+            continue;
+        }
+        if (require_completed || state_has_ended(state)) {
+            return STATUS_NOT_COMPLETED;
+        }
+    }
+    return STATUS_OK;
+}
+
+static int run_request(struct client *client, const struct command *command,
+                       struct request *request)
+{
+    json_t *response = NULL;
+    int status = exchange(client, command->cmd, request->args, command->timeout_ms, &response);
+
+    if (status == STATUS_OK && !client->options->json) {
+        command->print(response);
+    }
+    json_decref(response);
+    return status;
+}
+
+static void follow_init(struct follow *follow, const struct options *options)
+{
+    struct winsize size;
+
+    memset(follow, 0, sizeof(*follow));
+    follow->quiet = options->json;
+    follow->tty = isatty(STDOUT_FILENO);
+    follow->columns = 80;
+    if (follow->tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
+        follow->columns = size.ws_col;
+    }
+}
+
+static void follow_free(struct follow *follow)
+{
+    for (size_t i = 0; i < follow->count; i++) {
+        free(follow->tests[i].id);
+        free(follow->tests[i].instrument);
+        free(follow->tests[i].step);
+        free(follow->tests[i].shown_step);
+    }
+    free(follow->tests);
+    json_decref(follow->ended_stop);
+    json_decref(follow->ended_test);
+}
+
+static int follow_is_done(const struct follow *follow)
+{
+    return follow->test_id != NULL ? follow->ended_test != NULL : follow->ended_stop != NULL;
+}
+
+static int every_test_ended(const struct follow *follow)
+{
+    for (size_t i = 0; i < follow->count; i++) {
+        if (!follow->tests[i].ended) {
+            return 0;
+        }
+    }
+    return follow->count > 0;
+}
+
+/* Adds the tests of a response to the followed set. */
+static void track_tests(struct follow *follow, const json_t *tests)
+{
+    json_t *test;
+    size_t i;
+
+    json_array_foreach(tests, i, test)
+    {
+        struct tracked_test *tracked =
+            track_test(follow, get_string(test, "id"), get_string(test, "instrument"));
+
+        if (tracked != NULL && state_has_ended(get_string(test, "state"))) {
+            tracked->ended = 1;
+        }
+    }
+}
+
+/* Prints why following ended early and returns the exit status. */
+static int report_follow_end(struct client *client, enum read_result result, const char *id,
+                             int timeout_ms)
+{
+    const char *what = client->follow->test_id != NULL ? "test" : "stop";
+    char awaited[160];
+
+    clear_status_line(client->follow);
+    switch (result) {
+    case READ_SIGNAL:
+        print_error("stopped watching; the tests go on in toxlabd (toxlab %s show %s)", what,
+                    or_dash(id));
+        return STATUS_SIGNAL_BASE + received_signal;
+    case READ_TIMEOUT:
+        print_error("every test of stop %s ended, but toxlabd sent no stop-ended event within %d s",
+                    or_dash(id), timeout_ms / 1000);
+        return STATUS_ERROR;
+    case READ_EOF:
+        print_error("toxlabd closed the connection before %s %s ended; the tests may go on "
+                    "(toxlab %s show %s)",
+                    what, or_dash(id), what, or_dash(id));
+        return STATUS_ERROR;
+    case READ_FAILED:
+    case READ_OK:
+        break;
+    }
+    snprintf(awaited, sizeof(awaited), "the end of %s %s", what, or_dash(id));
+    return report_read_failure(client, result, awaited, timeout_ms);
+}
+
+/* Reads events until the followed stop or test ends. A deadline applies only
+ * once every test of a stop has ended and stop-ended is still missing. */
+static int follow_events(struct client *client)
+{
+    struct follow *follow = client->follow;
+    int following_stop = follow->test_id == NULL;
+    const char *id = following_stop ? follow->stop_id : follow->test_id;
+
+    while (!follow_is_done(follow)) {
+        int timeout_ms =
+            following_stop && every_test_ended(follow) ? STOP_ENDED_TIMEOUT_MS : NO_DEADLINE;
+        struct message message;
+        enum read_result result =
+            read_message(&client->connection, deadline_after(timeout_ms), &message);
+
+        if (result != READ_OK) {
+            return report_follow_end(client, result, id, timeout_ms);
+        }
+        if (json_object_get(message.object, "id") != NULL) {
+            clear_status_line(follow);
+            print_error("toxlabd sent a response although no request was open");
+            message_free(&message);
+            return STATUS_ERROR;
+        }
+        handle_event(client, &message);
+        message_free(&message);
+    }
+    clear_status_line(follow);
+    return STATUS_OK;
+}
+
+static void print_stop_opened(const struct follow *follow)
+{
+    printf("stop %s opened:", or_dash(follow->stop_id));
+    for (size_t i = 0; i < follow->count; i++) {
+        printf("%s %s %s", i > 0 ? "," : "", or_dash(follow->tests[i].instrument),
+               follow->tests[i].id);
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+/* Follows the stop of a test.start response and prints its report. */
+static int follow_stop(struct client *client, const json_t *stop)
+{
+    struct follow *follow = client->follow;
+    int status;
+
+    follow->stop_id = get_string(stop, "id");
+    track_tests(follow, json_object_get(stop, "tests"));
+    if (follow->ended_stop != NULL &&
+        !is_same(follow->stop_id, get_string(follow->ended_stop, "id"))) {
+        json_decref(follow->ended_stop);
+        follow->ended_stop = NULL;
+    }
+    if (!follow->quiet) {
+        print_stop_opened(follow);
+    }
+    status = follow_events(client);
+    if (status != STATUS_OK) {
+        return status;
+    }
+    if (!follow->quiet) {
+        printf("\n");
+        print_stop(follow->ended_stop);
+    }
+    return tests_status(json_object_get(follow->ended_stop, "tests"), 1);
+}
+
+static int run_test_start(struct client *client, const struct command *command,
+                          struct request *request)
+{
+    struct follow follow;
+    json_t *response = NULL;
+    json_t *stop;
+    int status;
+
+    follow_init(&follow, client->options);
+    client->follow = &follow;
+    status = exchange(client, command->cmd, request->args, command->timeout_ms, &response);
+    stop = json_object_get(response, "stop");
+    if (status == STATUS_OK && !json_is_object(stop)) {
+        print_error("toxlabd's response to test.start holds no stop object");
+        status = STATUS_ERROR;
+    } else if (status == STATUS_OK && request->no_wait) {
+        if (!follow.quiet) {
+            print_stop(stop);
+        }
+        status = tests_status(json_object_get(stop, "tests"), 0);
+    } else if (status == STATUS_OK) {
+        status = follow_stop(client, stop);
+    }
+    client->follow = NULL;
+    follow_free(&follow);
+    json_decref(response);
+    return status;
+}
+
+/* Returns the watched test with the state, reason and result of its
+ * test-ended event, which do not repeat the rest of the test object. */
+static json_t *merge_ended_test(const json_t *test, const json_t *event)
+{
+    static const char *const keys[] = {"state", "reason", "result"};
+    json_t *merged = json_deep_copy(test);
+
+    for (size_t i = 0; merged != NULL && i < sizeof(keys) / sizeof(keys[0]); i++) {
+        json_t *value = json_object_get(event, keys[i]);
+
+        if (value != NULL) {
+            json_object_set(merged, keys[i], value);
+        }
+    }
+    return merged;
+}
+
+/* Follows a test.watch response until its test ends and prints the test. */
+static int follow_test(struct client *client, const json_t *test)
+{
+    struct follow *follow = client->follow;
+    const char *state = get_string(test, "state");
+    json_t *ended;
+    int status;
+
+    track_test(follow, get_string(test, "id"), get_string(test, "instrument"));
+    if (state_has_ended(state)) {
+        if (!follow->quiet) {
+            print_test(test, 0, 1);
+        }
+        return is_same(state, "completed") ? STATUS_OK : STATUS_NOT_COMPLETED;
+    }
+    status = follow_events(client);
+    if (status != STATUS_OK) {
+        return status;
+    }
+    ended = merge_ended_test(test, follow->ended_test);
+    if (!follow->quiet) {
+        printf("\n");
+        print_test(ended, 0, 1);
+    }
+    status = is_same(get_string(ended, "state"), "completed") ? STATUS_OK : STATUS_NOT_COMPLETED;
+    json_decref(ended);
+    return status;
+}
+
+static int run_test_watch(struct client *client, const struct command *command,
+                          struct request *request)
+{
+    struct follow follow;
+    json_t *response = NULL;
+    json_t *test;
+    int status;
+
+    follow_init(&follow, client->options);
+    follow.test_id = get_string(request->args, "test");
+    client->follow = &follow;
+    status = exchange(client, command->cmd, request->args, command->timeout_ms, &response);
+    test = json_object_get(response, "test");
+    if (status == STATUS_OK && !json_is_object(test)) {
+        print_error("toxlabd's response to test.watch holds no test object");
+        status = STATUS_ERROR;
+    } else if (status == STATUS_OK) {
+        status = follow_test(client, test);
+    }
+    client->follow = NULL;
+    follow_free(&follow);
+    json_decref(response);
+    return status;
+}
+
+/* ---- Command line -------------------------------------------------------- */
+
+static void print_command_words(FILE *stream, const struct command *command)
+{
+    fprintf(stream, "%s%s%s", command->group, command->name != NULL ? " " : "",
+            command->name != NULL ? command->name : "");
+}
+
+__attribute__((format(printf, 2, 3))) static int usage_error(const struct command *command,
+                                                             const char *format, ...)
+{
+    va_list ap;
+
+    fputs("toxlab ", stderr);
+    print_command_words(stderr, command);
+    fputs(": ", stderr);
+    va_start(ap, format);
+    vfprintf(stderr, format, ap);
+    va_end(ap);
+    fputs("\nTry 'toxlab ", stderr);
+    print_command_words(stderr, command);
+    fputs(" --help'.\n", stderr);
+    return STATUS_USAGE;
+}
+
+static void print_command_help(const struct command *command)
+{
+    printf("Usage: toxlab [-s PATH] [--json] ");
+    print_command_words(stdout, command);
+    printf("%s%s\n\n%s\n", command->synopsis[0] != '\0' ? " " : "", command->synopsis,
+           command->summary);
+    printf("\nOptions:\n%s  -h, --help             print this help and exit\n",
+           command->option_help != NULL ? command->option_help : "");
+}
+
+static int is_global_option(const char *option)
+{
+    static const char *const names[] = {"--json", "--socket", "-s"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t length = strlen(names[i]);
+
+        if (strncmp(option, names[i], length) == 0 &&
+            (option[length] == '\0' || option[length] == '=')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Reports a getopt_long error: a missing value (':') or an invalid option ('?'). */
+static int option_error(const struct command *command, int result, char **argv)
+{
+    const char *option = argv[optind - 1];
+
+    if (is_global_option(option)) {
+        return usage_error(command, "option %s goes before the command: toxlab %s ...", option,
+                           option);
+    }
+    if (result == ':') {
+        return usage_error(command, "option %s needs a value", option);
+    }
+    if (optopt != 0 && strncmp(option, "--", 2) != 0) {
+        return usage_error(command, "invalid option -%c", optopt);
+    }
+    return usage_error(command, "invalid option %s", option);
+}
+
+/* Stores a string argument, rejecting empty, repeated and non-UTF-8 values. */
+static int set_argument(const struct command *command, json_t *args, const char *key,
+                        const char *label, const char *value)
+{
+    json_t *string;
+
+    if (json_object_get(args, key) != NULL) {
+        return usage_error(command, "%s given more than once", label);
+    }
+    if (value[0] == '\0') {
+        return usage_error(command, "%s is empty", label);
+    }
+    string = json_string(value);
+    if (string == NULL) {
+        return usage_error(command, "%s is not valid UTF-8", label);
+    }
+    json_object_set_new(args, key, string);
+    return CONTINUE;
+}
+
+static int require_argument(const struct command *command, const json_t *args, const char *key)
+{
+    if (json_object_get(args, key) == NULL) {
+        return usage_error(command, "missing --%s", key);
+    }
+    return CONTINUE;
+}
+
+static int reject_extra_arguments(const struct command *command, int argc, char **argv)
+{
+    if (optind < argc) {
+        return usage_error(command, "unexpected argument '%s'", argv[optind]);
+    }
+    return CONTINUE;
+}
+
+/* Parses commands that take no options and at most one positional argument. */
+static int parse_positional(const struct command *command, int argc, char **argv,
+                            struct request *request)
+{
+    static const struct option long_options[] = {
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *value;
+    int result;
+
+    optind = 0;
+    while ((result = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        if (result != 'h') {
+            return option_error(command, result, argv);
+        }
+        print_command_help(command);
+        return STATUS_OK;
+    }
+    if (command->argument == NULL) {
+        return reject_extra_arguments(command, argc, argv);
+    }
+    if (optind >= argc) {
+        return usage_error(command, "missing %s", command->synopsis);
+    }
+    value = argv[optind++];
+    if (reject_extra_arguments(command, argc, argv) != CONTINUE) {
+        return STATUS_USAGE;
+    }
+    return set_argument(command, request->args, command->argument, command->synopsis, value);
+}
+
+static int parse_specimen_add(const struct command *command, int argc, char **argv,
+                              struct request *request)
+{
+    static const struct option long_options[] = {
+        {"subject", required_argument, NULL, 'S'},
+        {"barcode", required_argument, NULL, 'b'},
+        {"matrix", required_argument, NULL, 'm'},
+        {"stop", required_argument, NULL, 's'},
+        {"collected", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const required[] = {"subject", "barcode", "matrix"};
+    int index = 0;
+    int result;
+
+    optind = 0;
+    while ((result = getopt_long(argc, argv, ":h", long_options, &index)) != -1) {
+        char label[32];
+
+        if (result == 'h') {
+            print_command_help(command);
+            return STATUS_OK;
+        }
+        if (result == ':' || result == '?') {
+            return option_error(command, result, argv);
+        }
+        snprintf(label, sizeof(label), "--%s", long_options[index].name);
+        if (set_argument(command, request->args, long_options[index].name, label, optarg) !=
+            CONTINUE) {
+            return STATUS_USAGE;
+        }
+    }
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+        if (require_argument(command, request->args, required[i]) != CONTINUE) {
+            return STATUS_USAGE;
+        }
+    }
+    return reject_extra_arguments(command, argc, argv);
+}
+
+static int add_instrument(const struct command *command, json_t *instruments, const char *id)
+{
+    json_t *listed;
+    size_t i;
+
+    if (id[0] == '\0') {
+        return usage_error(command, "--instrument is empty");
+    }
+    json_array_foreach(instruments, i, listed)
+    {
+        if (is_same(json_string_value(listed), id)) {
+            return usage_error(command, "instrument %s given more than once", id);
+        }
+    }
+    if (json_array_append_new(instruments, json_string(id)) != 0) {
+        return usage_error(command, "--instrument %s is not valid UTF-8", id);
+    }
+    return CONTINUE;
+}
+
+/* Applies one option of "test start". A string option's long name is its argument's key. */
+static int apply_test_start_option(const struct command *command, int result, const char *name,
+                                   struct request *request)
+{
+    char label[32];
+
+    switch (result) {
+    case 'i':
+        return add_instrument(command, json_object_get(request->args, "instruments"), optarg);
+    case 'd':
+        json_object_set_new(request->args, "driving", json_true());
+        return CONTINUE;
+    case 'n':
+        request->no_wait = 1;
+        return CONTINUE;
+    default:
+        snprintf(label, sizeof(label), "--%s", name);
+        return set_argument(command, request->args, name, label, optarg);
+    }
+}
+
+static int parse_test_start(const struct command *command, int argc, char **argv,
+                            struct request *request)
+{
+    static const struct option long_options[] = {
+        {"subject", required_argument, NULL, 'S'},
+        {"instrument", required_argument, NULL, 'i'},
+        {"specimen", required_argument, NULL, 'b'},
+        {"driving", no_argument, NULL, 'd'},
+        {"no-wait", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int index = 0;
+    int result;
+
+    json_object_set_new(request->args, "instruments", json_array());
+    json_object_set_new(request->args, "driving", json_false());
+    optind = 0;
+    while ((result = getopt_long(argc, argv, ":h", long_options, &index)) != -1) {
+        if (result == 'h') {
+            print_command_help(command);
+            return STATUS_OK;
+        }
+        if (result == ':' || result == '?') {
+            return option_error(command, result, argv);
+        }
+        if (apply_test_start_option(command, result, long_options[index].name, request) !=
+            CONTINUE) {
+            return STATUS_USAGE;
+        }
+    }
+    if (require_argument(command, request->args, "subject") != CONTINUE) {
+        return STATUS_USAGE;
+    }
+    if (json_array_size(json_object_get(request->args, "instruments")) == 0) {
+        return usage_error(command, "missing --instrument");
+    }
+    json_object_set_new(request->args, "watch", json_boolean(!request->no_wait));
+    return reject_extra_arguments(command, argc, argv);
+}
+
+static const struct command commands[] = {
+    {
+        .group = "subject",
+        .name = "add",
+        .cmd = "subject.add",
+        .synopsis = "SUBJECT",
+        .summary = "Register a subject. SUBJECT is [type:]number, where type is resident\n"
+                   "(the default), passport, foreign-permanent or other.",
+        .argument = "subject",
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_subject_added,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "subject",
+        .name = "show",
+        .cmd = "subject.show",
+        .synopsis = "SUBJECT",
+        .summary = "Show a subject with its specimens and stops.",
+        .argument = "subject",
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_subject_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "specimen",
+        .name = "add",
+        .cmd = "specimen.add",
+        .synopsis = "--subject S --barcode B --matrix M [--stop ID] [--collected TIME]",
+        .summary = "Register a specimen of subject S. Without --stop the specimen opens a\n"
+                   "stop of its own.",
+        .option_help = "      --subject S        the subject, [type:]number\n"
+                       "      --barcode B        the specimen's barcode\n"
+                       "      --matrix M         oral-fluid, hair, blood, urine or breath\n"
+                       "      --stop ID          attach the specimen to this stop\n"
+                       "      --collected TIME   collection time, RFC 3339 (default: now)\n",
+        .parse = parse_specimen_add,
+        .run = run_request,
+        .print = print_specimen_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "test",
+        .name = "start",
+        .cmd = "test.start",
+        .synopsis = "--subject S --instrument I... [--specimen B] [--driving] [--no-wait]",
+        .summary = "Open a stop for subject S and start a test on each instrument, then\n"
+                   "print progress until every test has ended and print the stop's report.\n"
+                   "The exit status is 0 when every test completed and 3 otherwise.",
+        .option_help =
+            "      --subject S        the subject, [type:]number\n"
+            "      --instrument I     an instrument to test on; repeat for several\n"
+            "      --specimen B       barcode of the specimen for instruments that take one\n"
+            "                         (default: the subject's newest untested oral-fluid one)\n"
+            "      --driving          the subject was driving\n"
+            "      --no-wait          print the opened stop and exit without following it\n",
+        .parse = parse_test_start,
+        .run = run_test_start,
+        .timeout_ms = ANALYZER_RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "test",
+        .name = "watch",
+        .cmd = "test.watch",
+        .synopsis = "TEST",
+        .summary = "Print the progress of a test until it ends, then the test's report.\n"
+                   "The exit status is 0 when the test completed and 3 otherwise.",
+        .argument = "test",
+        .parse = parse_positional,
+        .run = run_test_watch,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "test",
+        .name = "abort",
+        .cmd = "test.abort",
+        .synopsis = "TEST",
+        .summary = "Abort a running test.",
+        .argument = "test",
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_test_response,
+        .timeout_ms = ANALYZER_RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "test",
+        .name = "show",
+        .cmd = "test.show",
+        .synopsis = "TEST",
+        .summary = "Show a test with its result.",
+        .argument = "test",
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_test_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "stop",
+        .name = "show",
+        .cmd = "stop.show",
+        .synopsis = "STOP",
+        .summary = "Show a stop: its subject, every test with its result, and the decision.",
+        .argument = "stop",
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_stop_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "instruments",
+        .cmd = "instruments",
+        .synopsis = "",
+        .summary = "List the configured instruments: online or offline, identity,\n"
+                   "cartridge, running test and last communication error.",
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_instruments_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+};
+
+#define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
+
+static void print_usage(FILE *stream)
+{
+    fprintf(stream, "Usage: toxlab [-s PATH] [--json] COMMAND [ARGUMENTS]\n"
+                    "\n"
+                    "Send a command to toxlabd and print its response.\n"
+                    "\n"
+                    "Options:\n"
+                    "  -s, --socket PATH  toxlabd's socket (default: $TOXLAB_SOCKET, else\n"
+                    "                     " DEFAULT_SOCKET_PATH ")\n"
+                    "      --json         print each protocol response and event unchanged,\n"
+                    "                     one JSON line each, and nothing else on stdout\n"
+                    "  -h, --help         print this help and exit\n"
+                    "  -V, --version      print the version and exit\n"
+                    "\n"
+                    "Commands:\n");
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        fputs("  ", stream);
+        print_command_words(stream, &commands[i]);
+        fprintf(stream, "%s%s\n", commands[i].synopsis[0] != '\0' ? " " : "", commands[i].synopsis);
+    }
+    fprintf(stream, "  help [COMMAND]\n"
+                    "\n"
+                    "'toxlab COMMAND --help' describes a command's options.\n"
+                    "Exit status: 0 success; 1 toxlabd rejected the command or could not be\n"
+                    "reached; 2 invalid command line; 3 a test ended failed, aborted or\n"
+                    "interrupted.\n");
+}
+
+static int group_exists(const char *group)
+{
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        if (strcmp(commands[i].group, group) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const struct command *find_command(const char *group, const char *name)
+{
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        const struct command *command = &commands[i];
+
+        if (strcmp(command->group, group) != 0) {
+            continue;
+        }
+        if (command->name == NULL || is_same(command->name, name)) {
+            return command;
+        }
+    }
+    return NULL;
+}
+
+static void print_group_usage(FILE *stream, const char *group)
+{
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        if (strcmp(commands[i].group, group) == 0) {
+            fprintf(stream, "Usage: toxlab %s %s %s\n", group, commands[i].name,
+                    commands[i].synopsis);
+        }
+    }
+    fprintf(stream, "'toxlab %s SUBCOMMAND --help' describes a subcommand.\n", group);
+}
+
+static int is_help_option(const char *word)
+{
+    return is_same(word, "--help") || is_same(word, "-h");
+}
+
+/* Finds the command named by words, which start with a command group. Prints
+ * help or a usage error and returns its status when no command is selected. */
+static int select_command(int count, char **words, const struct command **selected)
+{
+    const char *group = words[0];
+
+    if (!group_exists(group)) {
+        fprintf(stderr, "toxlab: unknown command '%s'\nTry 'toxlab --help'.\n", group);
+        return STATUS_USAGE;
+    }
+    *selected = find_command(group, NULL);
+    if (*selected != NULL) {
+        return CONTINUE;
+    }
+    if (count < 2 || words[1][0] == '-') {
+        if (count >= 2 && is_help_option(words[1])) {
+            print_group_usage(stdout, group);
+            return STATUS_OK;
+        }
+        fprintf(stderr, "toxlab %s: missing subcommand\n", group);
+        print_group_usage(stderr, group);
+        return STATUS_USAGE;
+    }
+    *selected = find_command(group, words[1]);
+    if (*selected == NULL) {
+        fprintf(stderr, "toxlab %s: unknown subcommand '%s'\n", group, words[1]);
+        print_group_usage(stderr, group);
+        return STATUS_USAGE;
+    }
+    return CONTINUE;
+}
+
+/* Runs "toxlab help [COMMAND]". */
+static int print_help_topic(int count, char **words)
+{
+    const struct command *command = NULL;
+    int status;
+
+    if (count == 0) {
+        print_usage(stdout);
+        return STATUS_OK;
+    }
+    status = select_command(count, words, &command);
+    if (status != CONTINUE) {
+        return status;
+    }
+    print_command_help(command);
+    return STATUS_OK;
+}
+
+static int parse_global_options(int argc, char **argv, struct options *options)
+{
+    static const struct option long_options[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *from_environment = getenv("TOXLAB_SOCKET");
+    int result;
+
+    options->socket_path = from_environment != NULL && from_environment[0] != '\0'
+                               ? from_environment
+                               : DEFAULT_SOCKET_PATH;
+    opterr = 0;
+    while ((result = getopt_long(argc, argv, "+:s:hV", long_options, NULL)) != -1) {
+        switch (result) {
+        case 's':
+            options->socket_path = optarg;
+            break;
+        case 'j':
+            options->json = 1;
+            break;
+        case 'h':
+            print_usage(stdout);
+            return STATUS_OK;
+        case 'V':
+            printf("toxlab %s (protocol %d.%d)\n", TOXLAB_VERSION, PROTO_MAJOR, PROTO_MINOR);
+            return STATUS_OK;
+        case ':':
+            fprintf(stderr, "toxlab: option %s needs a value\nTry 'toxlab --help'.\n",
+                    argv[optind - 1]);
+            return STATUS_USAGE;
+        default:
+            fprintf(stderr, "toxlab: invalid option %s\nTry 'toxlab --help'.\n", argv[optind - 1]);
+            return STATUS_USAGE;
+        }
+    }
+    return CONTINUE;
+}
+
+/* Parses the whole command line into options, command and request. */
+static int parse_command_line(int argc, char **argv, struct options *options,
+                              const struct command **command, struct request *request)
+{
+    int status = parse_global_options(argc, argv, options);
+    char **words = argv + optind;
+    int count = argc - optind;
+
+    if (status != CONTINUE) {
+        return status;
+    }
+    if (count == 0) {
+        fprintf(stderr, "toxlab: missing command\nTry 'toxlab --help'.\n");
+        return STATUS_USAGE;
+    }
+    if (strcmp(words[0], "help") == 0) {
+        return print_help_topic(count - 1, words + 1);
+    }
+    status = select_command(count, words, command);
+    if (status != CONTINUE) {
+        return status;
+    }
+    if ((*command)->name != NULL) {
+        words++;
+        count--;
+    }
+    return (*command)->parse(*command, count, words, request);
+}
+
+static int run_with_daemon(const struct options *options, const struct command *command,
+                           struct request *request)
+{
+    struct client client;
+    int status;
+
+    memset(&client, 0, sizeof(client));
+    client.options = options;
+    client.connection.fd = -1;
+    client.connection.next_id = 1;
+    proto_reader_init(&client.connection.reader);
+    setup_signals(&client.connection);
+
+    status =
+        connect_daemon(&client.connection, options->socket_path) == 0 ? STATUS_OK : STATUS_ERROR;
+    if (status == STATUS_OK) {
+        status = read_hello(&client);
+    }
+    if (status == STATUS_OK) {
+        status = command->run(&client, command, request);
+    }
+
+    if (client.connection.fd >= 0) {
+        close(client.connection.fd);
+    }
+    proto_reader_free(&client.connection.reader);
+    return status;
+}
+
+/* Flushes stdout and turns a failed write (a full disk, for example) into
+ * exit status 1. */
+static int finish_output(int status)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        print_error("cannot write to standard output: %s", strerror(errno));
+        return status == STATUS_OK ? STATUS_ERROR : status;
+    }
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct options options = {.socket_path = NULL, .json = 0};
+    struct request request = {.args = json_object(), .no_wait = 0};
+    const struct command *command = NULL;
+    int status;
+
+    if (request.args == NULL) {
+        print_error("out of memory");
+        return STATUS_ERROR;
+    }
+    status = parse_command_line(argc, argv, &options, &command, &request);
+    if (status == CONTINUE) {
+        status = run_with_daemon(&options, command, &request);
+    }
+    json_decref(request.args);
+    return finish_output(status);
+}

@@ -1,0 +1,334 @@
+/* toxlabd: talks to the analyzers, stores and interprets their results,
+ * and serves clients on a UNIX socket. Runs in the foreground. */
+#define _GNU_SOURCE
+#include "controller/daemon.h"
+
+#include "controller/db.h"
+#include "version.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_CONFIG "/etc/toxlab/toxlab.conf"
+#define MAX_OVERRIDES 64
+#define LINE_STOP_TIMEOUT_MS 3000
+#define IDLE_WAKE_MS 1000
+
+struct options {
+    const char *config_path;
+    const char *overrides[MAX_OVERRIDES];
+    int override_count;
+    int verbosity;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: toxlabd [-c PATH] [-o SECTION.KEY=VALUE]... [-d]... [-h] [-V]\n"
+            "Runs the toxlab daemon in the foreground: drives the analyzers, stores\n"
+            "their results in SQLite and serves clients on a UNIX socket.\n\n"
+            "  -c, --config PATH   configuration file (default %s)\n"
+            "  -o, --option S.K=V  override one configuration key, e.g.\n"
+            "                      -o daemon.socket=/tmp/t/toxlab.sock\n"
+            "  -d, --debug         log more; twice logs every request\n"
+            "  -h, --help          print this help and exit\n"
+            "  -V, --version       print the version and exit\n",
+            DEFAULT_CONFIG);
+}
+
+static int parse_options(int argc, char **argv, struct options *opts)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"option", required_argument, NULL, 'o'},
+        {"debug", no_argument, NULL, 'd'},        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+    };
+    int opt;
+
+    opts->config_path = DEFAULT_CONFIG;
+    while ((opt = getopt_long(argc, argv, "c:o:dhV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            opts->config_path = optarg;
+            break;
+        case 'o':
+            if (opts->override_count == MAX_OVERRIDES) {
+                fprintf(stderr, "toxlabd: more than %d -o options\n", MAX_OVERRIDES);
+                return 2;
+            }
+            opts->overrides[opts->override_count++] = optarg;
+            break;
+        case 'd':
+            opts->verbosity++;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("toxlabd %s\n", TOXLAB_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "toxlabd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static int load_config(const struct options *opts, struct config *config)
+{
+    char err[768];
+
+    config_defaults(config);
+    if (config_load(config, opts->config_path, err, sizeof(err)) != 0) {
+        log_msg(LOG_ERR, "%s", err);
+        return -1;
+    }
+    for (int i = 0; i < opts->override_count; i++) {
+        if (config_override(config, opts->overrides[i], err, sizeof(err)) != 0) {
+            log_msg(LOG_ERR, "%s", err);
+            return -1;
+        }
+    }
+    if (config_validate(config, err, sizeof(err)) != 0) {
+        log_msg(LOG_ERR, "%s: %s", opts->config_path, err);
+        return -1;
+    }
+    for (size_t i = 0; i < config->instrument_count; i++) {
+        if (driver_find(config->instruments[i].driver) == NULL) {
+            log_msg(LOG_ERR, "%s: [instrument.%s]: unknown driver '%s' (known: saliva)",
+                    opts->config_path, config->instruments[i].id,
+                    config->instruments[i].driver);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int load_thresholds(struct daemon *daemon)
+{
+    char err[512];
+    struct threshold_set set;
+
+    if (thresholds_load(daemon->config.thresholds, &set, err, sizeof(err)) != 0) {
+        log_msg(LOG_ERR, "%s", err);
+        return -1;
+    }
+    thresholds_free(&daemon->thresholds);
+    daemon->thresholds = set;
+    log_msg(LOG_INFO, "threshold set '%s' version %.12s: %zu rows from %s", set.label,
+            set.version, set.count, daemon->config.thresholds);
+    return 0;
+}
+
+static int open_database(struct daemon *daemon)
+{
+    char err[512];
+
+    if (db_open(daemon->config.database, &daemon->db, err, sizeof(err)) != 0) {
+        log_msg(LOG_ERR, "%s", err);
+        return -1;
+    }
+    if (db_threshold_set_store(daemon->db, &daemon->thresholds) != 0) {
+        log_msg(LOG_ERR, "%s: storing the threshold set failed", daemon->config.database);
+        return -1;
+    }
+    return 0;
+}
+
+/* Tests left open by an earlier run cannot be resumed yet: their analyzer
+ * state is unknown, so they end as interrupted. */
+static void interrupt_left_open(const struct test_row *row, void *user)
+{
+    struct daemon *daemon = user;
+
+    /* TODO: reconnect to a test the analyzer still holds after a restart. */
+    log_msg(LOG_WARNING, "%s: test %s was %s when the daemon stopped; marked interrupted",
+            row->instrument, row->id, row->state);
+    db_test_set_state(daemon->db, row->id, "interrupted", "the daemon restarted during the test");
+}
+
+static int start_lines(struct daemon *daemon)
+{
+    for (size_t i = 0; i < daemon->config.instrument_count; i++) {
+        struct instrument *inst = &daemon->instruments[i];
+        inst->config = &daemon->config.instruments[i];
+        inst->ops = driver_find(inst->config->driver);
+        if (line_start(&inst->line, inst->config, inst->ops) != 0) {
+            log_msg(LOG_ERR, "%s: cannot start the line thread", inst->config->id);
+            return -1;
+        }
+        daemon->instrument_count++;
+        log_msg(LOG_INFO, "%s: %s driver on %s", inst->config->id, inst->ops->name,
+                inst->config->device);
+    }
+    return 0;
+}
+
+static void stop_lines(struct daemon *daemon)
+{
+    for (size_t i = 0; i < daemon->instrument_count; i++) {
+        line_stop(&daemon->instruments[i].line, LINE_STOP_TIMEOUT_MS);
+    }
+}
+
+/* Blocks the signals the loop reads from a signalfd; threads inherit the mask. */
+static int open_signals(void)
+{
+    sigset_t mask;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* Returns false when the daemon should stop. */
+static bool handle_signal(struct daemon *daemon, int signal_fd)
+{
+    struct signalfd_siginfo info;
+
+    if (read(signal_fd, &info, sizeof(info)) != sizeof(info)) {
+        return true;
+    }
+    if (info.ssi_signo == SIGHUP) {
+        log_msg(LOG_NOTICE, "SIGHUP: reloading the threshold set");
+        if (load_thresholds(daemon) != 0) {
+            log_msg(LOG_ERR, "the new threshold set was rejected; the old one stays in force");
+        } else {
+            db_threshold_set_store(daemon->db, &daemon->thresholds);
+        }
+        return true;
+    }
+    log_msg(LOG_NOTICE, "%s received: stopping", strsignal((int)info.ssi_signo));
+    return false;
+}
+
+static void drain_line_events(struct daemon *daemon)
+{
+    struct line_event *event = line_events_take();
+
+    while (event != NULL) {
+        struct line_event *next = event->next;
+        stops_handle_event(daemon, event);
+        free(event);
+        event = next;
+    }
+}
+
+static int run_loop(struct daemon *daemon, int signal_fd)
+{
+    struct pollfd fds[3 + 1024];
+    struct client *polled[1024];
+
+    for (;;) {
+        size_t count = 3;
+        int timeout = stops_check_grace(daemon);
+        fds[0] = (struct pollfd){.fd = signal_fd, .events = POLLIN};
+        fds[1] = (struct pollfd){.fd = line_events_fd(), .events = POLLIN};
+        fds[2] = (struct pollfd){.fd = daemon->listen_fd, .events = POLLIN};
+        for (struct client *c = daemon->clients; c != NULL && count < 3 + 1024; c = c->next) {
+            polled[count - 3] = c;
+            fds[count++] = (struct pollfd){
+                .fd = c->fd, .events = POLLIN | (c->output_used ? POLLOUT : 0)};
+        }
+        if (timeout < 0 || timeout > IDLE_WAKE_MS) {
+            timeout = IDLE_WAKE_MS;
+        }
+        if (poll(fds, count, timeout) < 0 && errno != EINTR) {
+            log_msg(LOG_ERR, "poll failed: %s", strerror(errno));
+            return -1;
+        }
+        if ((fds[0].revents & POLLIN) && !handle_signal(daemon, signal_fd)) {
+            return 0;
+        }
+        if (fds[1].revents & POLLIN) {
+            drain_line_events(daemon);
+        }
+        if (fds[2].revents & POLLIN) {
+            server_accept(daemon);
+        }
+        for (size_t i = 3; i < count; i++) {
+            if (fds[i].revents & POLLOUT) {
+                server_flush(polled[i - 3]);
+            }
+            if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                server_read(daemon, polled[i - 3]);
+            }
+        }
+        server_reap(daemon);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static struct daemon daemon = {.listen_fd = -1};
+    struct options opts = {0};
+    char err[512];
+    int status = EXIT_FAILURE;
+    int signal_fd;
+
+    int parsed = parse_options(argc, argv, &opts);
+    if (parsed >= 0) {
+        return parsed;
+    }
+    log_set_level(opts.verbosity >= 2 ? LOG_DEBUG : opts.verbosity == 1 ? LOG_INFO : LOG_NOTICE);
+    if (load_config(&opts, &daemon.config) != 0) {
+        return EXIT_FAILURE;
+    }
+    setenv("TZ", daemon.config.timezone, 1);
+    tzset();
+    log_msg(LOG_NOTICE, "toxlabd %s starting: lab %s, database %s, socket %s, uid %u",
+            TOXLAB_VERSION, daemon.config.lab_id, daemon.config.database,
+            daemon.config.socket_path, (unsigned)getuid());
+
+    signal_fd = open_signals();
+    if (signal_fd < 0 || line_events_init() != 0) {
+        log_msg(LOG_ERR, "cannot set up signals or the line event queue: %s", strerror(errno));
+        return EXIT_FAILURE;
+    }
+    if (load_thresholds(&daemon) != 0 || open_database(&daemon) != 0) {
+        goto out;
+    }
+    db_open_tests(daemon.db, interrupt_left_open, &daemon);
+    if (server_listen(&daemon, err, sizeof(err)) != 0) {
+        log_msg(LOG_ERR, "%s", err);
+        goto out;
+    }
+    if (start_lines(&daemon) != 0) {
+        goto out;
+    }
+    sd_notify(0, "READY=1\nSTATUS=serving clients");
+    log_msg(LOG_NOTICE, "ready: %zu instruments, listening on %s", daemon.instrument_count,
+            daemon.config.socket_path);
+    status = run_loop(&daemon, signal_fd) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    sd_notify(0, "STOPPING=1");
+
+out:
+    stop_lines(&daemon);
+    drain_line_events(&daemon);
+    server_close(&daemon);
+    if (daemon.db != NULL) {
+        db_close(daemon.db);
+    }
+    thresholds_free(&daemon.thresholds);
+    log_msg(LOG_NOTICE, "toxlabd stopped (%s)", status == EXIT_SUCCESS ? "clean" : "error");
+    return status;
+}

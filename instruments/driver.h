@@ -1,0 +1,90 @@
+/* The driver interface: one const table of operations per analyzer model.
+ * A driver's state lives in its own struct (no file statics), so several
+ * analyzers of one model run side by side, each on its own line thread.
+ * Every operation has a deadline; errors name the register or record and
+ * the cause in err. */
+#ifndef TOXLAB_DRIVER_H
+#define TOXLAB_DRIVER_H
+
+#include "controller/config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DRIVER_MAX_ANALYTES 32
+#define DRIVER_ERR_SIZE 256
+
+enum driver_status {
+    DRIVER_OK = 0,
+    DRIVER_TIMEOUT = -1,   /* no reply within the response timeout */
+    DRIVER_CORRUPT = -2,   /* CRC error or malformed reply */
+    DRIVER_EXCEPTION = -3, /* the device refused the request (Modbus exception) */
+    DRIVER_IO = -4,        /* the port failed or vanished; reopen it */
+    DRIVER_MISMATCH = -5,  /* the result echoes another host test ID */
+    DRIVER_BUSY_PORT = -6, /* another process holds the port's lock */
+    DRIVER_WRONG_MODEL = -7,
+};
+
+struct driver_identity {
+    char model[32];
+    char serial[32];
+    char firmware[16];
+    char calibration[11];      /* YYYY-MM-DD */
+    char cartridge_lot[16];
+    char cartridge_expiry[11]; /* YYYY-MM-DD */
+};
+
+struct driver_progress {
+    const char *step;      /* the analyzer's own state name */
+    int percent;
+    int seconds_left;
+    bool result_ready;
+    bool idle;             /* no test in progress and no result held */
+    bool device_error;     /* the test ended in a device error */
+    char error_text[64];   /* for device_error */
+    uint32_t host_test_id; /* the test the analyzer is working on */
+};
+
+struct driver_analyte {
+    char analyte[32];
+    int64_t value_micro;
+    char unit[12];
+    bool over_range;
+    bool under_range;
+    const char *invalid_reason; /* static text, NULL when the reading is valid */
+};
+
+struct driver_result {
+    uint32_t host_test_id;
+    uint32_t sequence;
+    char matrix[16];
+    char tier[8];
+    const char *invalid_reason; /* whole-panel reason, NULL when valid */
+    size_t count;
+    struct driver_analyte analytes[DRIVER_MAX_ANALYTES];
+};
+
+struct driver_ops {
+    const char *name;
+    const char *specimen_matrix; /* matrix of the specimen it takes, NULL for none */
+    int (*open)(const struct instrument_config *config, void **state, char *err, size_t size);
+    int (*identify)(void *state, struct driver_identity *identity, char *err, size_t size);
+    int (*start)(void *state, uint32_t host_test_id, char *err, size_t size);
+    int (*poll)(void *state, struct driver_progress *progress, char *err, size_t size);
+    /* Fails with DRIVER_MISMATCH when the echoed ID is not expected_id. */
+    int (*read_result)(void *state, uint32_t expected_id, struct driver_result *result,
+                       char *err, size_t size);
+    /* Lets the analyzer forget the result; call only after it committed. */
+    int (*acknowledge)(void *state, uint32_t host_test_id, char *err, size_t size);
+    int (*abort)(void *state, uint32_t host_test_id, char *err, size_t size);
+    void (*close)(void *state);
+};
+
+/* Returns the driver named `name` from the table in drivers.c, or NULL. */
+const struct driver_ops *driver_find(const char *name);
+
+/* Returns the wire-level cause for a status ("timed out", "CRC error"). */
+const char *driver_status_text(int status);
+
+#endif

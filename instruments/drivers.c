@@ -1,0 +1,44 @@
+#include "instruments/driver.h"
+
+#include <string.h>
+
+extern const struct driver_ops saliva_driver;
+
+/* Every driver the daemon can run, by its configuration name. */
+static const struct driver_ops *const drivers[] = {
+    &saliva_driver,
+};
+
+const struct driver_ops *driver_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
+        if (strcmp(drivers[i]->name, name) == 0) {
+            return drivers[i];
+        }
+    }
+    return NULL;
+}
+
+const char *driver_status_text(int status)
+{
+    switch (status) {
+    case DRIVER_OK:
+        return "ok";
+    case DRIVER_TIMEOUT:
+        return "timed out";
+    case DRIVER_CORRUPT:
+        return "corrupt reply";
+    case DRIVER_EXCEPTION:
+        return "refused by the device";
+    case DRIVER_IO:
+        return "port failed";
+    case DRIVER_MISMATCH:
+        return "host test ID mismatch";
+    case DRIVER_BUSY_PORT:
+        return "port busy";
+    case DRIVER_WRONG_MODEL:
+        return "wrong model";
+    default:
+        return "unknown error";
+    }
+}

@@ -1,0 +1,210 @@
+/* toxlab-sim: simulated analyzers on a pseudo-terminal, for development and
+ * tests without hardware. The options, event lines, standard input commands
+ * and scenario format are documented in docs/sim.md. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "sim/pty.h"
+#include "sim/saliva_sim.h"
+#include "sim/scenario.h"
+
+/* Exit statuses. */
+#define EXIT_RUNTIME 1 /* the pty or the event loop failed */
+#define EXIT_USAGE 2   /* bad command line or scenario */
+
+#define MAX_SLAVE 247
+
+struct sim_kind {
+    const char *name;
+    const char *summary;
+    int (*run)(const struct sim_run *run);
+};
+
+static const struct sim_kind kinds[] = {
+    {"saliva", "oral-fluid screening analyzer, Modbus RTU slave", saliva_sim_run},
+};
+
+struct options {
+    const struct sim_kind *kind;
+    const char *scenario_path; /* NULL for the built-in scenario */
+    const char *link;          /* NULL unless --link */
+    int slave;                 /* 0 unless -s */
+    bool exit_on_eof;
+};
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "usage: toxlab-sim KIND [options] [SCENARIO]\n"
+                 "\n"
+                 "Opens a pseudo-terminal, prints its path and behaves like an analyzer of\n"
+                 "KIND on it until SIGTERM, SIGINT or 'quit' on standard input. SCENARIO is\n"
+                 "an INI file setting identity, phase durations and results (docs/sim.md).\n"
+                 "\n"
+                 "Kinds:\n");
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        fprintf(out, "  %-8s %s\n", kinds[i].name, kinds[i].summary);
+    }
+    fprintf(out, "\n"
+                 "Options:\n"
+                 "  -s, --slave N      Modbus slave address, 1 to 247 (default: the scenario's,\n"
+                 "                     or 1)\n"
+                 "      --link PATH    keep a symbolic link at PATH pointing at the pty\n"
+                 "      --exit-on-eof  stop when standard input reaches end of file\n"
+                 "  -h, --help         print this help and exit\n"
+                 "\n"
+                 "Exit status: 0 after a normal stop, 1 when the pty fails, 2 for a bad\n"
+                 "command line or scenario.\n");
+}
+
+static const struct sim_kind *find_kind(const char *name)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strcmp(kinds[i].name, name) == 0) {
+            return &kinds[i];
+        }
+    }
+    return NULL;
+}
+
+static bool parse_slave(const char *text, int *slave)
+{
+    char *end;
+    long value = strtol(text, &end, 10);
+
+    if (end == text || *end != '\0' || value < 1 || value > MAX_SLAVE) {
+        return false;
+    }
+    *slave = (int)value;
+    return true;
+}
+
+/* Returns 0, -1 after printing a usage error, or 1 when the help was
+ * printed. */
+static int parse_options(int argc, char **argv, struct options *opts)
+{
+    enum { OPT_LINK = 256, OPT_EXIT_ON_EOF };
+    static const struct option long_options[] = {
+        {"slave", required_argument, NULL, 's'},
+        {"link", required_argument, NULL, OPT_LINK},
+        {"exit-on-eof", no_argument, NULL, OPT_EXIT_ON_EOF},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    memset(opts, 0, sizeof *opts);
+    while ((c = getopt_long(argc, argv, "s:h", long_options, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (!parse_slave(optarg, &opts->slave)) {
+                fprintf(stderr, "toxlab-sim: invalid slave address '%s' (expected 1 to %d)\n",
+                        optarg, MAX_SLAVE);
+                return -1;
+            }
+            break;
+        case OPT_LINK:
+            opts->link = optarg;
+            break;
+        case OPT_EXIT_ON_EOF:
+            opts->exit_on_eof = true;
+            break;
+        case 'h':
+            print_usage(stdout);
+            return 1;
+        default:
+            fprintf(stderr, "Try 'toxlab-sim --help' for more information.\n");
+            return -1;
+        }
+    }
+
+    int operands = argc - optind;
+    if (operands < 1 || operands > 2) {
+        fprintf(stderr, "toxlab-sim: expected KIND and at most one SCENARIO\n");
+        print_usage(stderr);
+        return -1;
+    }
+
+    opts->kind = find_kind(argv[optind]);
+    if (opts->kind == NULL) {
+        fprintf(stderr, "toxlab-sim: unknown kind '%s' (see toxlab-sim --help)\n", argv[optind]);
+        return -1;
+    }
+    if (operands == 2) {
+        opts->scenario_path = argv[optind + 1];
+    }
+    return 0;
+}
+
+/* Blocks SIGTERM and SIGINT and returns a signalfd that reports them, so the
+ * event loop sees a stop request between two polls without a race. SIGPIPE
+ * is ignored because a closed standard output must not end the device. */
+static int open_signal_fd(void)
+{
+    sigset_t stop_signals;
+
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &stop_signals, NULL) < 0) {
+        perror("toxlab-sim: sigprocmask");
+        return -1;
+    }
+
+    int fd = signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd < 0) {
+        perror("toxlab-sim: signalfd");
+    }
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    struct options opts;
+    struct scenario scenario;
+    struct sim_pty pty;
+
+    int parsed = parse_options(argc, argv, &opts);
+    if (parsed != 0) {
+        return parsed > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+    }
+
+    int signal_fd = open_signal_fd();
+    if (signal_fd < 0) {
+        return EXIT_RUNTIME;
+    }
+
+    scenario_init(&scenario);
+    if (opts.scenario_path != NULL && scenario_load(&scenario, opts.scenario_path) < 0) {
+        scenario_free(&scenario);
+        return EXIT_USAGE;
+    }
+
+    if (sim_pty_open(&pty, opts.link) < 0) {
+        scenario_free(&scenario);
+        return EXIT_RUNTIME;
+    }
+    printf("pty %s\n", pty.path);
+    fflush(stdout);
+
+    struct sim_run run = {
+        .pty = &pty,
+        .scenario = &scenario,
+        .slave = opts.slave != 0 ? opts.slave : (scenario.slave != 0 ? scenario.slave : 1),
+        .exit_on_eof = opts.exit_on_eof,
+        .signal_fd = signal_fd,
+    };
+    int status = opts.kind->run(&run);
+
+    sim_pty_close(&pty);
+    scenario_free(&scenario);
+    close(signal_fd);
+    return status;
+}

@@ -1,0 +1,695 @@
+/* End-to-end tests: toxlab-sim on a real pty, toxlabd on a temporary socket
+ * and SQLite file, the toxlab client over the socket, and the stored rows
+ * read back from the database file. */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "protocol/client_proto.h"
+
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SUBJECT_A "999999199001011238"
+#define SUBJECT_B "999999198506150028"
+#define EVENT_MS 10000
+#define CLIENT_MS 30000
+
+struct rig {
+    char *dir;
+    char path[512];
+    char socket[512];
+    char database[512];
+    char pty[128];
+    struct child sim;
+    struct child daemon;
+    bool daemon_running;
+};
+
+static const char fast_phases[] = "[phases]\ncartridge_ms = 20\ncollecting_ms = 40\n"
+                                  "analysing_ms = 60\n";
+
+static char *rig_file(struct rig *rig, const char *name)
+{
+    snprintf(rig->path, sizeof(rig->path), "%s/%s", rig->dir, name);
+    return rig->path;
+}
+
+static void start_sim(struct rig *rig, const char *scenario)
+{
+    char line[256];
+    char scenario_path[512];
+    char log_path[512];
+
+    snprintf(scenario_path, sizeof(scenario_path), "%s/scenario.ini", rig->dir);
+    snprintf(log_path, sizeof(log_path), "%s/sim.log", rig->dir);
+    harness_write_file(scenario_path, scenario);
+    char *argv[] = {(char *)harness_program("TOXLAB_SIM"), "saliva", scenario_path, NULL};
+    child_spawn(&rig->sim, argv, NULL, log_path, true, true);
+    ck_assert_msg(child_wait_line(&rig->sim, "pty ", EVENT_MS, line, sizeof(line)),
+                  "the sim printed no pty line");
+    snprintf(rig->pty, sizeof(rig->pty), "%s", line + 4);
+    ck_assert(child_wait_line(&rig->sim, "ready", EVENT_MS, line, sizeof(line)));
+}
+
+static void write_config(struct rig *rig, const char *extra)
+{
+    char text[4096];
+    char thresholds[512];
+
+    snprintf(thresholds, sizeof(thresholds), "%s/etc/thresholds.tsv",
+             harness_program("TOXLAB_SOURCE_DIR"));
+    snprintf(text, sizeof(text),
+             "[daemon]\nlab_id = TEST1\ndatabase = %s\nsocket = %s\nsocket_group = %u\n"
+             "thresholds = %s\n\n[instrument.saliva-1]\ndriver = saliva\ndevice = %s\n"
+             "poll_interval_ms = 20\nresponse_timeout_ms = 200\nretry_ms = 50\n%s",
+             rig->database, rig->socket, (unsigned)getgid(), thresholds, rig->pty,
+             extra ? extra : "");
+    harness_write_file(rig_file(rig, "toxlab.conf"), text);
+}
+
+static void start_daemon(struct rig *rig)
+{
+    char notify_path[512];
+    char config_path[512];
+    char log_path[512];
+    char env_notify[600];
+
+    snprintf(notify_path, sizeof(notify_path), "%s/notify", rig->dir);
+    snprintf(config_path, sizeof(config_path), "%s/toxlab.conf", rig->dir);
+    snprintf(log_path, sizeof(log_path), "%s/toxlabd.log", rig->dir);
+    snprintf(env_notify, sizeof(env_notify), "NOTIFY_SOCKET=%s", notify_path);
+    int notify_fd = notify_open(notify_path);
+    char *argv[] = {(char *)harness_program("TOXLABD"), "-c", config_path, "-d", NULL};
+    char *env[] = {env_notify, NULL};
+    child_spawn(&rig->daemon, argv, env, log_path, false, false);
+    rig->daemon_running = true;
+    bool ready = notify_wait_ready(notify_fd, EVENT_MS);
+    close(notify_fd);
+    if (!ready) {
+        harness_dump_file(log_path);
+    }
+    ck_assert_msg(ready, "toxlabd sent no READY=1");
+    ck_assert_msg(harness_wait_file(log_path, "saliva-1: online", EVENT_MS),
+                  "saliva-1 did not come online");
+}
+
+/* Starts the sim with a scenario and the daemon with extra configuration. */
+static void rig_start(struct rig *rig, const char *scenario, const char *extra_config)
+{
+    memset(rig, 0, sizeof(*rig));
+    rig->dir = harness_tmpdir("e2e");
+    snprintf(rig->socket, sizeof(rig->socket), "%s/run/toxlab.sock", rig->dir);
+    snprintf(rig->database, sizeof(rig->database), "%s/toxlab.db", rig->dir);
+    start_sim(rig, scenario);
+    write_config(rig, extra_config);
+    start_daemon(rig);
+}
+
+/* Stops both; the daemon must exit 0 on SIGTERM. */
+static void rig_stop(struct rig *rig)
+{
+    if (rig->daemon_running) {
+        int status = child_stop(&rig->daemon, SIGTERM, EVENT_MS);
+        rig->daemon_running = false;
+        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+            harness_dump_file(rig->daemon.log_path);
+        }
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "toxlabd exit status %d after SIGTERM", status);
+    }
+    child_stop(&rig->sim, SIGTERM, EVENT_MS);
+}
+
+/* Runs the client with the rig's socket; arguments end with NULL. */
+static int client(struct rig *rig, char **out, char **err, ...)
+{
+    char *argv[32] = {(char *)harness_program("TOXLAB"), "-s", rig->socket};
+    int argc = 3;
+    va_list args;
+
+    va_start(args, err);
+    for (char *arg = va_arg(args, char *); arg != NULL && argc < 31; arg = va_arg(args, char *)) {
+        argv[argc++] = arg;
+    }
+    va_end(args);
+    argv[argc] = NULL;
+    int status = harness_run(argv, NULL, CLIENT_MS, out, err);
+    FILE *log = fopen(rig_file(rig, "client.log"), "a");
+    if (log != NULL) {
+        fprintf(log, "$ toxlab");
+        for (int i = 3; i < argc; i++) {
+            fprintf(log, " %s", argv[i]);
+        }
+        fprintf(log, "\n[exit %d]\n%s%s", status, *out, *err);
+        fclose(log);
+    }
+    return status;
+}
+
+static void client_ok(struct rig *rig, ...)
+{
+    char *argv[32] = {(char *)harness_program("TOXLAB"), "-s", rig->socket};
+    int argc = 3;
+    char *out;
+    char *err;
+    va_list args;
+
+    va_start(args, rig);
+    for (char *arg = va_arg(args, char *); arg != NULL && argc < 31; arg = va_arg(args, char *)) {
+        argv[argc++] = arg;
+    }
+    va_end(args);
+    argv[argc] = NULL;
+    int status = harness_run(argv, NULL, CLIENT_MS, &out, &err);
+    ck_assert_msg(status == 0, "toxlab %s %s failed (%d): %s%s", argv[3], argv[4], status, out,
+                  err);
+    free(out);
+    free(err);
+}
+
+static long long db_count(struct rig *rig, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    long long value = -1;
+
+    ck_assert_int_eq(sqlite3_open_v2(rig->database, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        value = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return value;
+}
+
+/* Copies the first column of the first row as text ("" when none). */
+static void db_text(struct rig *rig, const char *sql, char *out, size_t size)
+{
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+
+    out[0] = '\0';
+    ck_assert_int_eq(sqlite3_open_v2(rig->database, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != NULL) {
+        snprintf(out, size, "%s", (const char *)sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
+static void register_subject(struct rig *rig, const char *subject, const char *barcode)
+{
+    client_ok(rig, "subject", "add", subject, NULL);
+    client_ok(rig, "specimen", "add", "--subject", subject, "--barcode", barcode, "--matrix",
+              "oral-fluid", NULL);
+}
+
+static void assert_contains(const char *text, const char *part)
+{
+    ck_assert_msg(strstr(text, part) != NULL, "expected '%s' in:\n%s", part, text);
+}
+
+START_TEST(screen_negative_then_presumptive)
+{
+    struct rig rig;
+    char scenario[512];
+    char text[256];
+    char *out;
+    char *err;
+
+    snprintf(scenario, sizeof(scenario), "%s[test.2]\nmethamphetamine = 120.5\n", fast_phases);
+    rig_start(&rig, scenario, NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    ck_assert_int_eq(client(&rig, &out, &err, "test", "start", "--subject", SUBJECT_A,
+                            "--instrument", "saliva-1", "--specimen", "OF-A1", "--driving", NULL),
+                     0);
+    assert_contains(out, "decision: none");
+    free(out);
+    free(err);
+
+    register_subject(&rig, SUBJECT_B, "OF-B1");
+    ck_assert_int_eq(client(&rig, &out, &err, "test", "start", "--subject", SUBJECT_B,
+                            "--instrument", "saliva-1", NULL),
+                     0);
+    assert_contains(out, "presumptive");
+    assert_contains(out, "decision: flag");
+    assert_contains(out, "laboratory specimen required");
+    free(out);
+    free(err);
+
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM tests WHERE state = 'completed'"), 2);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 2);
+    db_text(&rig, "SELECT a.outcome || ' ' || a.value_text || ' ' || a.cutoff_text || ' ' ||"
+                  " a.threshold_line FROM result_analytes a JOIN results r ON r.id = a.result_id"
+                  " JOIN tests t ON t.id = r.test_id JOIN specimens s ON s.id = t.specimen_id"
+                  " WHERE s.barcode = 'OF-B1' AND a.analyte = 'methamphetamine'",
+            text, sizeof(text));
+    ck_assert_str_eq(text, "presumptive 120.500 50 13");
+    db_text(&rig, "SELECT group_concat(decision, ',') FROM (SELECT d.decision FROM decisions d"
+                  " JOIN stops s ON s.id = d.stop_id ORDER BY d.created)",
+            text, sizeof(text));
+    ck_assert_str_eq(text, "none,flag");
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results r JOIN threshold_sets t ON"
+                                    " t.version = r.threshold_version"),
+                     2);
+    ck_assert_int_eq(db_count(&rig, "SELECT driving FROM stops s JOIN specimens p ON"
+                                    " p.stop_id = s.id WHERE p.barcode = 'OF-A1'"),
+                     1);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM result_analytes WHERE analyte ="
+                                    " 'ketamine'"),
+                     0);
+    rig_stop(&rig);
+}
+END_TEST
+
+START_TEST(acknowledge_follows_commit)
+{
+    struct rig rig;
+    char line[256];
+
+    rig_start(&rig, fast_phases, NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    client_ok(&rig, "test", "start", "--subject", SUBJECT_A, "--instrument", "saliva-1",
+              "--no-wait", NULL);
+    ck_assert(child_wait_line(&rig.sim, "ack ", EVENT_MS, line, sizeof(line)));
+    /* The acknowledgement goes out only after the commit, so the row is there now. */
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 1);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM result_analytes"), 10);
+    rig_stop(&rig);
+}
+END_TEST
+
+START_TEST(unknown_instrument_rejected)
+{
+    struct rig rig;
+    char *out;
+    char *err;
+
+    rig_start(&rig, fast_phases, NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    ck_assert_int_ne(client(&rig, &out, &err, "test", "start", "--subject", SUBJECT_A,
+                            "--instrument", "saliva-9", NULL),
+                     0);
+    assert_contains(err, "instrument saliva-9 not found");
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM tests"), 0);
+    free(out);
+    free(err);
+    /* Control: the configured instrument works with the same setup. */
+    client_ok(&rig, "test", "start", "--subject", SUBJECT_A, "--instrument", "saliva-1", NULL);
+    rig_stop(&rig);
+}
+END_TEST
+
+START_TEST(malformed_subject_rejected)
+{
+    struct rig rig;
+    char *out;
+    char *err;
+
+    rig_start(&rig, fast_phases, NULL);
+    ck_assert_int_ne(client(&rig, &out, &err, "subject", "add", "999999199001011239", NULL), 0);
+    assert_contains(err, "check character is 9, expected 8");
+    free(out);
+    free(err);
+    ck_assert_int_ne(client(&rig, &out, &err, "subject", "add", "99999919900230123X", NULL), 0);
+    assert_contains(err, "birth date");
+    free(out);
+    free(err);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM subjects"), 0);
+    client_ok(&rig, "subject", "add", SUBJECT_A, NULL);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM subjects"), 1);
+    rig_stop(&rig);
+}
+END_TEST
+
+/* Starts a test without waiting and returns its ID from the JSON response. */
+static void start_detached(struct rig *rig, char *test_id, size_t size)
+{
+    char *out;
+    char *err;
+
+    ck_assert_int_eq(client(rig, &out, &err, "--json", "test", "start", "--subject", SUBJECT_A,
+                            "--instrument", "saliva-1", "--no-wait", NULL),
+                     0);
+    char *tests = strstr(out, "\"tests\":[{\"id\":\"");
+    ck_assert_msg(tests != NULL, "no test ID in %s", out);
+    tests += strlen("\"tests\":[{\"id\":\"");
+    snprintf(test_id, size, "%.*s", (int)strcspn(tests, "\""), tests);
+    free(out);
+    free(err);
+}
+
+START_TEST(silent_analyzer_interrupted)
+{
+    struct rig rig;
+    char line[256];
+    char test_id[64];
+    char extra[64];
+    char *out;
+    char *err;
+
+    snprintf(extra, sizeof(extra), "grace_period_ms = %d\n", harness_ms(3000));
+    rig_start(&rig, "[phases]\ncartridge_ms = 20\ncollecting_ms = 40\nanalysing_ms = 60000\n",
+              extra);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    start_detached(&rig, test_id, sizeof(test_id));
+    ck_assert(child_wait_line(&rig.sim, "phase test=1 state=analysing", EVENT_MS, line,
+                              sizeof(line)));
+    child_send(&rig.sim, "mute");
+    ck_assert(child_wait_line(&rig.sim, "mute", EVENT_MS, line, sizeof(line)));
+    ck_assert(harness_wait_file(rig.daemon.log_path, "timed out reading status block at "
+                                                     "register 100 (0x0064)",
+                                EVENT_MS));
+
+    /* Silence is not failure: the test is still running within its grace period. */
+    ck_assert_int_eq(client(&rig, &out, &err, "--json", "test", "show", test_id, NULL), 0);
+    assert_contains(out, "\"state\":\"running\"");
+    free(out);
+    free(err);
+
+    ck_assert_int_ne(client(&rig, &out, &err, "test", "watch", test_id, NULL), 0);
+    assert_contains(out, "interrupted");
+    free(out);
+    free(err);
+    char sql[256];
+    char text[512];
+    snprintf(sql, sizeof(sql), "SELECT state || ': ' || reason FROM tests WHERE id = '%s'",
+             test_id);
+    db_text(&rig, sql, text, sizeof(text));
+    ck_assert_msg(strstr(text, "interrupted: no reply from the analyzer") == text, "%s", text);
+    assert_contains(text, "timed out reading status block at register 100");
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 0);
+    rig_stop(&rig);
+}
+END_TEST
+
+START_TEST(modbus_exception_fails_test)
+{
+    struct rig rig;
+    char scenario[512];
+    char text[512];
+    char *out;
+    char *err;
+
+    snprintf(scenario, sizeof(scenario), "%s[test.1]\nfault = exception\n", fast_phases);
+    rig_start(&rig, scenario, NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    ck_assert_int_ne(client(&rig, &out, &err, "test", "start", "--subject", SUBJECT_A,
+                            "--instrument", "saliva-1", NULL),
+                     0);
+    assert_contains(out, "failed");
+    free(out);
+    free(err);
+    db_text(&rig, "SELECT state || ': ' || reason FROM tests", text, sizeof(text));
+    ck_assert_str_eq(text, "failed: Modbus exception 4 (server device failure) writing control "
+                           "block at register 200 (0x00C8)");
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 0);
+    rig_stop(&rig);
+}
+END_TEST
+
+START_TEST(wrong_echo_rejected)
+{
+    struct rig rig;
+    char scenario[512];
+    char text[512];
+    char *out;
+    char *err;
+
+    snprintf(scenario, sizeof(scenario), "%s[test.1]\nfault = wrong-id\nmethamphetamine = 300\n",
+             fast_phases);
+    rig_start(&rig, scenario, NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    ck_assert_int_ne(client(&rig, &out, &err, "test", "start", "--subject", SUBJECT_A,
+                            "--instrument", "saliva-1", NULL),
+                     0);
+    free(out);
+    free(err);
+    db_text(&rig, "SELECT state || ': ' || reason FROM tests", text, sizeof(text));
+    ck_assert_msg(strstr(text, "interrupted: result at register 300 echoes host test ID") == text,
+                  "%s", text);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 0);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM decisions WHERE decision = 'flag'"), 0);
+    rig_stop(&rig);
+    ck_assert_msg(!harness_wait_file(rig.sim.log_path, "ack test=1", 0),
+                  "the mismatched result was acknowledged");
+}
+END_TEST
+
+START_TEST(device_error_fails_test)
+{
+    struct rig rig;
+    char scenario[512];
+    char text[512];
+    char *out;
+    char *err;
+
+    snprintf(scenario, sizeof(scenario), "%s[test.1]\nerror = insufficient-sample\n",
+             fast_phases);
+    rig_start(&rig, scenario, NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    ck_assert_int_ne(client(&rig, &out, &err, "test", "start", "--subject", SUBJECT_A,
+                            "--instrument", "saliva-1", NULL),
+                     0);
+    free(out);
+    free(err);
+    db_text(&rig, "SELECT state || ': ' || reason FROM tests", text, sizeof(text));
+    ck_assert_str_eq(text, "failed: device error 1 (insufficient sample)");
+    db_text(&rig, "SELECT actions FROM decisions", text, sizeof(text));
+    assert_contains(text, "repeat the test: saliva-1 failed");
+    rig_stop(&rig);
+}
+END_TEST
+
+START_TEST(control_line_failure_invalid)
+{
+    struct rig rig;
+    char scenario[512];
+    char *out;
+    char *err;
+
+    snprintf(scenario, sizeof(scenario),
+             "%s[test.1]\noutcome = control-line-failed\nmethamphetamine = 300\n", fast_phases);
+    rig_start(&rig, scenario, NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    ck_assert_int_eq(client(&rig, &out, &err, "test", "start", "--subject", SUBJECT_A,
+                            "--instrument", "saliva-1", NULL),
+                     0);
+    assert_contains(out, "control line failed");
+    free(out);
+    free(err);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM result_analytes WHERE outcome <>"
+                                    " 'invalid'"),
+                     0);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM result_analytes WHERE reason ="
+                                    " 'control line failed'"),
+                     10);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM decisions WHERE decision = 'none'"), 1);
+    rig_stop(&rig);
+}
+END_TEST
+
+/* Connects to the daemon's socket and reads the hello line. */
+static int raw_connect(struct rig *rig, struct proto_reader *reader)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    char *line;
+
+    ck_assert(strlen(rig->socket) < sizeof(addr.sun_path));
+    memcpy(addr.sun_path, rig->socket, strlen(rig->socket) + 1);
+    ck_assert(connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
+    proto_reader_init(reader);
+    for (;;) {
+        char buffer[4096];
+        ssize_t got = recv(fd, buffer, sizeof(buffer), 0);
+        ck_assert(got > 0);
+        proto_reader_feed(reader, buffer, (size_t)got);
+        if (proto_reader_next(reader, &line) == 1) {
+            break;
+        }
+    }
+    assert_contains(line, "\"class\":\"hello\"");
+    free(line);
+    return fd;
+}
+
+/* Sends raw bytes and returns the next line, or NULL when the daemon closed. */
+static char *raw_exchange(int fd, struct proto_reader *reader, const char *bytes, size_t len)
+{
+    char *line;
+
+    ck_assert(send(fd, bytes, len, MSG_NOSIGNAL) == (ssize_t)len);
+    for (;;) {
+        if (proto_reader_next(reader, &line) == 1) {
+            return line;
+        }
+        char buffer[4096];
+        ssize_t got = recv(fd, buffer, sizeof(buffer), 0);
+        if (got <= 0) {
+            return NULL;
+        }
+        proto_reader_feed(reader, buffer, (size_t)got);
+    }
+}
+
+START_TEST(malformed_requests_answered)
+{
+    static const struct {
+        const char *request;
+        const char *code;
+    } cases[] = {
+        {"not json\n", "\"code\":\"bad-request\""},
+        {"[1,2]\n", "\"code\":\"bad-request\""},
+        {"{\"id\":\"x\",\"cmd\":\"instruments\"}\n", "\"code\":\"bad-request\""},
+        {"{\"id\":3,\"cmd\":\"launch\",\"args\":{}}\n", "\"code\":\"unknown-command\""},
+        {"{\"id\":4,\"cmd\":\"test.show\",\"args\":{}}\n", "\"code\":\"invalid-argument\""},
+        {"{\"id\":5,\"cmd\":\"test.show\",\"args\":{\"test\":\"TEST1-NOPE\"}}\n",
+         "\"code\":\"not-found\""},
+        {"{\"id\":6,\"cmd\":\"stop.show\",\"args\":{\"stop\":7}}\n",
+         "\"code\":\"invalid-argument\""},
+        {"{\"id\":7,\"cmd\":\"instruments\"}\n", "\"ok\":true"},
+    };
+    struct rig rig;
+    struct proto_reader reader;
+
+    rig_start(&rig, fast_phases, NULL);
+    int fd = raw_connect(&rig, &reader);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *line = raw_exchange(fd, &reader, cases[i].request, strlen(cases[i].request));
+        ck_assert_msg(line != NULL, "no response to %s", cases[i].request);
+        assert_contains(line, cases[i].code);
+        free(line);
+    }
+
+    /* A line over the limit gets too-large and the connection is closed. */
+    size_t size = PROTO_MAX_LINE + 100;
+    char *huge = malloc(size);
+    memset(huge, 'x', size);
+    char *line = raw_exchange(fd, &reader, huge, size);
+    ck_assert_ptr_nonnull(line);
+    assert_contains(line, "\"code\":\"too-large\"");
+    free(line);
+    ck_assert_ptr_null(raw_exchange(fd, &reader, "\n", 1));
+    free(huge);
+    close(fd);
+    proto_reader_free(&reader);
+
+    /* The daemon still serves other clients. */
+    client_ok(&rig, "instruments", NULL);
+    rig_stop(&rig);
+}
+END_TEST
+
+START_TEST(bad_config_names_line)
+{
+    struct rig rig;
+    char *out;
+    char *err;
+
+    memset(&rig, 0, sizeof(rig));
+    rig.dir = harness_tmpdir("e2e");
+    snprintf(rig.socket, sizeof(rig.socket), "%s/toxlab.sock", rig.dir);
+    snprintf(rig.database, sizeof(rig.database), "%s/toxlab.db", rig.dir);
+    snprintf(rig.pty, sizeof(rig.pty), "/dev/null");
+    write_config(&rig, "response_timout_ms = 5\n");
+    char *argv[] = {(char *)harness_program("TOXLABD"), "-c", rig_file(&rig, "toxlab.conf"),
+                    NULL};
+    ck_assert_int_eq(harness_run(argv, NULL, CLIENT_MS, &out, &err), 1);
+    assert_contains(err, "toxlab.conf:14: unknown key 'response_timout_ms' in "
+                         "[instrument.saliva-1]");
+    free(out);
+    free(err);
+    char override[600];
+    snprintf(override, sizeof(override), "daemon.lab_id=lower-case");
+    char *argv2[] = {(char *)harness_program("TOXLABD"), "-c", rig_file(&rig, "toxlab.conf"),
+                     "-o", override, NULL};
+    write_config(&rig, NULL);
+    ck_assert_int_eq(harness_run(argv2, NULL, CLIENT_MS, &out, &err), 1);
+    assert_contains(err, "-o daemon.lab_id=lower-case: invalid value");
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(abort_running_test)
+{
+    struct rig rig;
+    char line[256];
+    char test_id[64];
+    char *out;
+    char *err;
+
+    rig_start(&rig, "[phases]\ncartridge_ms = 20\ncollecting_ms = 40\nanalysing_ms = 60000\n",
+              NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    start_detached(&rig, test_id, sizeof(test_id));
+    ck_assert(child_wait_line(&rig.sim, "phase test=1 state=analysing", EVENT_MS, line,
+                              sizeof(line)));
+    ck_assert_int_eq(client(&rig, &out, &err, "test", "abort", test_id, NULL), 0);
+    free(out);
+    free(err);
+    ck_assert(child_wait_line(&rig.sim, "abort", EVENT_MS, line, sizeof(line)));
+    char sql[256];
+    char text[256];
+    snprintf(sql, sizeof(sql), "SELECT state FROM tests WHERE id = '%s'", test_id);
+    db_text(&rig, sql, text, sizeof(text));
+    ck_assert_str_eq(text, "aborted");
+    /* The instrument is free again. */
+    register_subject(&rig, SUBJECT_B, "OF-B1");
+    client_ok(&rig, "test", "start", "--subject", SUBJECT_B, "--instrument", "saliva-1",
+              "--no-wait", NULL);
+    rig_stop(&rig);
+}
+END_TEST
+
+static Suite *e2e_suite(void)
+{
+    Suite *suite = suite_create("e2e");
+    TCase *flow = tcase_create("flow");
+    TCase *faults = tcase_create("faults");
+
+    tcase_add_test(flow, screen_negative_then_presumptive);
+    tcase_add_test(flow, acknowledge_follows_commit);
+    tcase_add_test(flow, abort_running_test);
+    tcase_add_test(faults, unknown_instrument_rejected);
+    tcase_add_test(faults, malformed_subject_rejected);
+    tcase_add_test(faults, silent_analyzer_interrupted);
+    tcase_add_test(faults, modbus_exception_fails_test);
+    tcase_add_test(faults, wrong_echo_rejected);
+    tcase_add_test(faults, device_error_fails_test);
+    tcase_add_test(faults, control_line_failure_invalid);
+    tcase_add_test(faults, malformed_requests_answered);
+    tcase_add_test(faults, bad_config_names_line);
+    tcase_set_timeout(flow, HARNESS_CASE_TIMEOUT);
+    tcase_set_timeout(faults, HARNESS_CASE_TIMEOUT);
+    suite_add_tcase(suite, flow);
+    suite_add_tcase(suite, faults);
+    return suite;
+}
+
+int main(void)
+{
+    SRunner *runner = srunner_create(e2e_suite());
+    int failed;
+
+    srunner_run_all(runner, CK_NORMAL);
+    failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

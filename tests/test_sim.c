@@ -1,0 +1,681 @@
+/* Integration tests of toxlab-sim saliva on a real pty: a third-party
+ * master (mbpoll) reads the identity, and the test itself speaks Modbus RTU
+ * on the pty's slave side to check framing, commands and scenario faults.
+ * Every wait is for an event line or a reply, with a deadline. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "protocol/rtu.h"
+#include "protocol/saliva_map.h"
+
+#define EVENT_TIMEOUT_MS 5000
+#define REPLY_TIMEOUT_MS 2000
+#define EXIT_TIMEOUT_MS 5000
+
+/* Phases short enough that a whole test takes a few tens of milliseconds. */
+#define FAST_PHASES "[phases]\ncartridge_ms = 10\ncollecting_ms = 10\nanalysing_ms = 10\n"
+
+struct sim {
+    char *dir;
+    char scenario_path[PATH_MAX];
+    char log_path[PATH_MAX];
+    char pty[PATH_MAX];
+    struct child child;
+    int port; /* the test's own descriptor of the pty slave, -1 until opened */
+};
+
+static void expect_event(struct sim *sim, const char *prefix, char *line, size_t size)
+{
+    if (!child_wait_line(&sim->child, prefix, EVENT_TIMEOUT_MS, line, size)) {
+        harness_dump_file(sim->log_path);
+        ck_abort_msg("no event starting with '%s' from the sim within %d ms", prefix,
+                     EVENT_TIMEOUT_MS);
+    }
+}
+
+/* Writes the scenario and starts `toxlab-sim saliva [extra] SCENARIO` with
+ * piped standard input and output, then waits for its pty and ready lines. */
+static void start_sim(struct sim *sim, const char *tag, const char *scenario, const char *extra)
+{
+    char line[512];
+    char *argv[6];
+    int argc = 0;
+
+    memset(sim, 0, sizeof *sim);
+    sim->port = -1;
+    sim->dir = harness_tmpdir(tag);
+    snprintf(sim->scenario_path, sizeof sim->scenario_path, "%s/scenario.ini", sim->dir);
+    snprintf(sim->log_path, sizeof sim->log_path, "%s/sim.log", sim->dir);
+    harness_write_file(sim->scenario_path, scenario);
+
+    argv[argc++] = (char *)harness_program("TOXLAB_SIM");
+    argv[argc++] = (char *)"saliva";
+    if (extra != NULL) {
+        argv[argc++] = (char *)extra;
+    }
+    argv[argc++] = sim->scenario_path;
+    argv[argc] = NULL;
+    child_spawn(&sim->child, argv, NULL, sim->log_path, true, true);
+
+    expect_event(sim, "pty ", line, sizeof line);
+    snprintf(sim->pty, sizeof sim->pty, "%s", line + strlen("pty "));
+    expect_event(sim, "ready ", line, sizeof line);
+}
+
+/* Sends SIGTERM to the sim's PID and checks that it prints `stop` and exits 0. */
+static void stop_sim(struct sim *sim)
+{
+    char line[256];
+
+    if (sim->port >= 0) {
+        close(sim->port);
+        sim->port = -1;
+    }
+    ck_assert_int_eq(kill(sim->child.pid, SIGTERM), 0);
+    expect_event(sim, "stop", line, sizeof line);
+
+    int status = child_wait(&sim->child, EXIT_TIMEOUT_MS);
+    ck_assert_msg(WIFEXITED(status), "the sim did not exit by itself (wait status %d)", status);
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    if (sim->child.stdin_fd >= 0) {
+        close(sim->child.stdin_fd);
+    }
+    close(sim->child.stdout_fd);
+    free(sim->dir);
+}
+
+/* Opens the pty slave as a host would, in raw mode. */
+static int open_port(struct sim *sim)
+{
+    struct termios tio;
+    int fd = open(sim->pty, O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+    ck_assert_msg(fd >= 0, "open %s: %s", sim->pty, strerror(errno));
+    ck_assert_int_eq(tcgetattr(fd, &tio), 0);
+    cfmakeraw(&tio);
+    ck_assert_int_eq(tcsetattr(fd, TCSANOW, &tio), 0);
+    sim->port = fd;
+    return fd;
+}
+
+static void send_bytes(int fd, const uint8_t *bytes, size_t len)
+{
+    ck_assert_int_eq(write(fd, bytes, len), (ssize_t)len);
+}
+
+/* Returns the length of the reply frame that starts at buf, or 0 while the
+ * bytes so far do not tell it. */
+static size_t reply_length(const uint8_t *buf, size_t have)
+{
+    if (have < 2) {
+        return 0;
+    }
+    if (buf[1] & 0x80) {
+        return 5;
+    }
+    if (buf[1] == RTU_FC_READ_HOLDING) {
+        return have < 3 ? 0 : 3 + (size_t)buf[2] + 2;
+    }
+    return 8;
+}
+
+/* Reads one reply frame with a deadline and checks its CRC. */
+static size_t read_reply(int fd, uint8_t *buf)
+{
+    struct timespec start;
+    size_t have = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        size_t want = reply_length(buf, have);
+
+        if (want != 0 && have >= want) {
+            ck_assert_msg(rtu_crc16(buf, want) == 0, "reply of %zu bytes fails its CRC", want);
+            return want;
+        }
+
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        long left = harness_ms(REPLY_TIMEOUT_MS) - elapsed;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+        ck_assert_msg(left > 0 && poll(&pfd, 1, (int)left) > 0,
+                      "no whole reply within %d ms (%zu bytes read)", REPLY_TIMEOUT_MS, have);
+        ssize_t got = read(fd, buf + have, RTU_MAX_FRAME - have);
+        ck_assert_msg(got > 0, "read from the pty failed: %s", strerror(errno));
+        have += (size_t)got;
+    }
+}
+
+/* Reads count holding registers from slave 1 into values. */
+static void read_registers(int fd, uint16_t address, uint16_t count, uint16_t *values)
+{
+    uint8_t frame[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, address, count, frame);
+
+    send_bytes(fd, frame, len);
+    len = read_reply(fd, reply);
+    ck_assert_msg(reply[1] == RTU_FC_READ_HOLDING, "read of %u got exception %u", address,
+                  reply[2]);
+    ck_assert_uint_eq(len, 5 + 2 * (size_t)count);
+    for (uint16_t i = 0; i < count; i++) {
+        values[i] = (uint16_t)((reply[3 + 2 * i] << 8) | reply[4 + 2 * i]);
+    }
+}
+
+/* Writes host test ID and command to the control block; returns the
+ * exception code, or 0 for a normal reply. */
+static uint8_t send_command(int fd, uint32_t host_id, uint16_t command)
+{
+    uint16_t control[SALIVA_CONTROL_COUNT];
+    uint8_t frame[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+
+    saliva_encode_control(host_id, command, control);
+    size_t len = rtu_build_write_multiple_request(1, SALIVA_CONTROL_ADDR, control,
+                                                  SALIVA_CONTROL_COUNT, frame);
+    send_bytes(fd, frame, len);
+    read_reply(fd, reply);
+    if (reply[1] & 0x80) {
+        ck_assert_uint_eq(reply[1], RTU_FC_WRITE_MULTIPLE | 0x80);
+        return reply[2];
+    }
+    ck_assert_uint_eq(reply[1], RTU_FC_WRITE_MULTIPLE);
+    return 0;
+}
+
+static void read_status(int fd, struct saliva_status *st)
+{
+    uint16_t regs[SALIVA_STATUS_COUNT];
+
+    read_registers(fd, SALIVA_STATUS_ADDR, SALIVA_STATUS_COUNT, regs);
+    saliva_decode_status(regs, st);
+}
+
+static void read_result(int fd, struct saliva_result *res)
+{
+    uint16_t regs[SALIVA_RESULT_COUNT];
+
+    read_registers(fd, SALIVA_RESULT_ADDR, SALIVA_RESULT_COUNT, regs);
+    ck_assert_int_eq(saliva_decode_result(regs, res), 0);
+}
+
+static const struct saliva_analyte_result *find_analyte(const struct saliva_result *res,
+                                                        uint16_t code)
+{
+    for (size_t i = 0; i < res->panel_size; i++) {
+        if (res->analytes[i].code == code) {
+            return &res->analytes[i];
+        }
+    }
+    ck_abort_msg("analyte %u missing from the result", code);
+    return NULL;
+}
+
+START_TEST(mbpoll_reads_identity)
+{
+    struct sim sim;
+    char timeout[16];
+    char *out = NULL;
+    char *err = NULL;
+
+    start_sim(&sim, "sim-mbpoll", "[device]\nserial = SAL-7731\nfirmware = 2.1.0\n", NULL);
+
+    /* mbpoll's own timeout follows CK_TIMEOUT_MULTIPLIER, within its 10 s limit. */
+    int ms = harness_ms(1000);
+    snprintf(timeout, sizeof timeout, "%.2f", ms > 10000 ? 10.0 : ms / 1000.0);
+    char *argv[] = {"mbpoll", "-m",   "rtu", "-b", "19200", "-P", "even", "-d", "8",
+                    "-s",     "1",    "-a",  "1",  "-0",    "-r", "0",    "-c", "24",
+                    "-t",     "4:hex", "-1", "-o", timeout, sim.pty, NULL};
+    int rc = harness_run(argv, NULL, 10000, &out, &err);
+
+    ck_assert_msg(rc == 0, "mbpoll exited with %d: %s%s", rc, out, err);
+    ck_assert_msg(strstr(out, "[0]: \t0x5341") != NULL, "no model code in:\n%s", out);
+    ck_assert_msg(strstr(out, "[1]: \t0x0100") != NULL, "no protocol version in:\n%s", out);
+    /* "SAL-7731": SA L- 77 31, then NUL padding. */
+    ck_assert_msg(strstr(out, "[2]: \t0x5341") != NULL, "no serial 'SA' in:\n%s", out);
+    ck_assert_msg(strstr(out, "[3]: \t0x4C2D") != NULL, "no serial 'L-' in:\n%s", out);
+    ck_assert_msg(strstr(out, "[4]: \t0x3737") != NULL, "no serial '77' in:\n%s", out);
+    ck_assert_msg(strstr(out, "[5]: \t0x3331") != NULL, "no serial '31' in:\n%s", out);
+    ck_assert_msg(strstr(out, "[6]: \t0x0000") != NULL, "no serial padding in:\n%s", out);
+    ck_assert_msg(strstr(out, "[23]: \t") != NULL, "fewer than 24 registers in:\n%s", out);
+
+    free(out);
+    free(err);
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(bad_crc_gets_no_reply)
+{
+    struct sim sim;
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+
+    start_sim(&sim, "sim-crc", "", NULL);
+    int fd = open_port(&sim);
+
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_ID_ADDR, 2, frame);
+    frame[len - 1] ^= 0xFF;
+    send_bytes(fd, frame, len);
+    expect_event(&sim, "bad-frame ", line, sizeof line);
+    ck_assert_msg(strstr(line, "reason=crc") != NULL, "unexpected event: %s", line);
+
+    /* Control: a valid request gets a reply, and it is the first thing on
+     * the line, so the corrupted request got none. */
+    len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_ID_ADDR, 2, frame);
+    send_bytes(fd, frame, len);
+    len = read_reply(fd, reply);
+    ck_assert_uint_eq(len, 9);
+    ck_assert_uint_eq(reply[0], 1);
+    ck_assert_uint_eq(reply[1], RTU_FC_READ_HOLDING);
+    ck_assert_uint_eq(reply[3], 0x53);
+    ck_assert_uint_eq(reply[4], 0x41);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(other_slave_ignored)
+{
+    struct sim sim;
+    uint8_t frames[2 * RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+
+    start_sim(&sim, "sim-slave", "", NULL);
+    int fd = open_port(&sim);
+
+    /* Both requests in one write: the one for slave 2 must get no reply. */
+    size_t len = rtu_build_read_request(2, RTU_FC_READ_HOLDING, SALIVA_ID_ADDR, 1, frames);
+    len += rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_ID_ADDR, 1, frames + len);
+    send_bytes(fd, frames, len);
+
+    read_reply(fd, reply);
+    ck_assert_uint_eq(reply[0], 1);
+    ck_assert_uint_eq(reply[1], RTU_FC_READ_HOLDING);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(requests_split_and_joined)
+{
+    struct sim sim;
+    uint8_t frames[2 * RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+    uint16_t model = 0;
+
+    start_sim(&sim, "sim-split", "", NULL);
+    int fd = open_port(&sim);
+
+    /* One request in two writes. */
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_ID_MODEL, 1, frames);
+    send_bytes(fd, frames, 3);
+    send_bytes(fd, frames + 3, len - 3);
+    read_reply(fd, reply);
+    ck_assert_uint_eq(reply[1], RTU_FC_READ_HOLDING);
+    ck_assert_uint_eq((reply[3] << 8) | reply[4], SALIVA_MODEL_CODE);
+
+    /* Two requests in one write get two replies, in order. */
+    len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_ID_MODEL, 1, frames);
+    len += rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_STATUS_ADDR, 1, frames + len);
+    send_bytes(fd, frames, len);
+    read_reply(fd, reply);
+    ck_assert_uint_eq((reply[3] << 8) | reply[4], SALIVA_MODEL_CODE);
+    read_reply(fd, reply);
+    ck_assert_uint_eq((reply[3] << 8) | reply[4], SALIVA_IDLE);
+
+    read_registers(fd, SALIVA_ID_MODEL, 1, &model);
+    ck_assert_uint_eq(model, SALIVA_MODEL_CODE);
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(unmapped_read_gets_exception)
+{
+    struct sim sim;
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+
+    start_sim(&sim, "sim-unmapped", "", NULL);
+    int fd = open_port(&sim);
+
+    /* Identity ends at register 23, so 20..27 runs past it. */
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, 20, 8, frame);
+    send_bytes(fd, frame, len);
+    len = read_reply(fd, reply);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_uint_eq(reply[1], RTU_FC_READ_HOLDING | 0x80);
+    ck_assert_uint_eq(reply[2], RTU_EX_ILLEGAL_ADDRESS);
+    expect_event(&sim, "exception ", line, sizeof line);
+    ck_assert_str_eq(line, "exception function=3 register=20 code=2");
+
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(start_result_ack)
+{
+    struct sim sim;
+    char line[256];
+    struct saliva_status st;
+    struct saliva_result res;
+    const uint32_t host_id = 0x5C01E2AA;
+
+    start_sim(&sim, "sim-flow",
+              "[device]\nserial = SAL-0001\n" FAST_PHASES
+              "[test.1]\nmethamphetamine = 120.5\namphetamine = 12\nover_range = thc\n",
+              NULL);
+    int fd = open_port(&sim);
+
+    ck_assert_uint_eq(send_command(fd, host_id, SALIVA_CMD_START), 0);
+    expect_event(&sim, "start ", line, sizeof line);
+    ck_assert_str_eq(line, "start test=1 host_id=0x5c01e2aa");
+    expect_event(&sim, "phase test=1 state=result-ready", line, sizeof line);
+
+    read_status(fd, &st);
+    ck_assert_uint_eq(st.state, SALIVA_RESULT_READY);
+    ck_assert_uint_eq(st.percent, 100);
+    ck_assert_uint_eq(st.host_test_id, host_id);
+    ck_assert_uint_eq(st.sequence, 1);
+
+    read_result(fd, &res);
+    ck_assert_uint_eq(res.host_test_id, host_id);
+    ck_assert_uint_eq(res.sequence, 1);
+    ck_assert_uint_eq(res.status, SALIVA_RESULT_VALID);
+    ck_assert_uint_eq(res.panel_size, 10);
+    ck_assert_uint_eq(find_analyte(&res, SALIVA_METHAMPHETAMINE)->concentration, 120500);
+    ck_assert_uint_eq(find_analyte(&res, SALIVA_AMPHETAMINE)->concentration, 12000);
+    ck_assert_uint_eq(find_analyte(&res, SALIVA_MDMA)->concentration, 0);
+    ck_assert_uint_eq(find_analyte(&res, SALIVA_THC)->flags, SALIVA_FLAG_OVER_RANGE);
+    ck_assert(find_analyte(&res, SALIVA_THC)->control_valid);
+
+    /* An unacknowledged result makes the analyzer busy. */
+    ck_assert_uint_eq(send_command(fd, 0x11111111, SALIVA_CMD_START), RTU_EX_BUSY);
+    expect_event(&sim, "exception ", line, sizeof line);
+    ck_assert_str_eq(line, "exception function=16 register=200 code=6");
+
+    ck_assert_uint_eq(send_command(fd, host_id, SALIVA_CMD_ACK_RESULT), 0);
+    expect_event(&sim, "ack ", line, sizeof line);
+    ck_assert_str_eq(line, "ack test=1 host_id=0x5c01e2aa");
+
+    read_status(fd, &st);
+    ck_assert_uint_eq(st.state, SALIVA_IDLE);
+    ck_assert_uint_eq(st.host_test_id, 0);
+    read_result(fd, &res);
+    ck_assert_uint_eq(res.panel_size, 0);
+    ck_assert_uint_eq(res.host_test_id, 0);
+
+    /* The next test gets the next sequence number and [default]'s zeros. */
+    ck_assert_uint_eq(send_command(fd, 0x22222222, SALIVA_CMD_START), 0);
+    expect_event(&sim, "phase test=2 state=result-ready", line, sizeof line);
+    read_result(fd, &res);
+    ck_assert_uint_eq(res.sequence, 2);
+    ck_assert_uint_eq(res.host_test_id, 0x22222222);
+    ck_assert_uint_eq(find_analyte(&res, SALIVA_METHAMPHETAMINE)->concentration, 0);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(single_register_command)
+{
+    struct sim sim;
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME] = {0x01, RTU_FC_WRITE_SINGLE, 0x00, 0xCA, 0x00, 0x01};
+    uint8_t request[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+    uint16_t control[SALIVA_CONTROL_COUNT];
+
+    start_sim(&sim, "sim-single", FAST_PHASES, NULL);
+    int fd = open_port(&sim);
+
+    /* The host ID alone first (200..201), then the start command on 202. */
+    saliva_encode_control(0xA1B2C3D4, SALIVA_CMD_NONE, control);
+    size_t len = rtu_build_write_multiple_request(1, SALIVA_CONTROL_ADDR, control, 2, request);
+    send_bytes(fd, request, len);
+    read_reply(fd, reply);
+    ck_assert_uint_eq(reply[1], RTU_FC_WRITE_MULTIPLE);
+
+    uint16_t crc = rtu_crc16(frame, 6);
+    frame[6] = (uint8_t)(crc & 0xFF);
+    frame[7] = (uint8_t)(crc >> 8);
+    send_bytes(fd, frame, 8);
+    len = read_reply(fd, reply);
+    ck_assert_mem_eq(reply, frame, len);
+
+    expect_event(&sim, "start ", line, sizeof line);
+    ck_assert_str_eq(line, "start test=1 host_id=0xa1b2c3d4");
+
+    read_registers(fd, SALIVA_CONTROL_ADDR, SALIVA_CONTROL_COUNT, control);
+    ck_assert_uint_eq(saliva_get_u32(control), 0xA1B2C3D4);
+    ck_assert_uint_eq(control[2], SALIVA_CMD_NONE);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(hold_keeps_analysing)
+{
+    struct sim sim;
+    char line[256];
+    struct saliva_status st;
+
+    start_sim(&sim, "sim-hold", FAST_PHASES, NULL);
+    int fd = open_port(&sim);
+
+    child_send(&sim.child, "hold");
+    expect_event(&sim, "hold", line, sizeof line);
+    ck_assert_uint_eq(send_command(fd, 0x0000BEEF, SALIVA_CMD_START), 0);
+    expect_event(&sim, "phase test=1 state=analysing", line, sizeof line);
+
+    read_status(fd, &st);
+    ck_assert_uint_eq(st.state, SALIVA_ANALYSING);
+    ck_assert_uint_le(st.percent, 99);
+    ck_assert_uint_eq(st.host_test_id, 0x0000BEEF);
+
+    child_send(&sim.child, "release");
+    expect_event(&sim, "release", line, sizeof line);
+    expect_event(&sim, "phase test=1 state=result-ready", line, sizeof line);
+    read_status(fd, &st);
+    ck_assert_uint_eq(st.state, SALIVA_RESULT_READY);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(fault_exception_then_wrong_id)
+{
+    struct sim sim;
+    char line[256];
+    struct saliva_result res;
+
+    start_sim(&sim, "sim-fault",
+              FAST_PHASES "[test.1]\nfault = exception\n[test.2]\nfault = wrong-id\n", NULL);
+    int fd = open_port(&sim);
+
+    ck_assert_uint_eq(send_command(fd, 100, SALIVA_CMD_START), RTU_EX_DEVICE_FAILURE);
+    expect_event(&sim, "exception ", line, sizeof line);
+    ck_assert_str_eq(line, "exception function=16 register=200 code=4 test=1");
+
+    ck_assert_uint_eq(send_command(fd, 200, SALIVA_CMD_START), 0);
+    expect_event(&sim, "start ", line, sizeof line);
+    ck_assert_str_eq(line, "start test=2 host_id=0x000000c8");
+    expect_event(&sim, "phase test=2 state=result-ready", line, sizeof line);
+    read_result(fd, &res);
+    ck_assert_uint_eq(res.host_test_id, 201);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(scenario_error_names_line)
+{
+    static const struct {
+        const char *text;
+        const char *where; /* "scenario.ini:LINE:" */
+        const char *key;
+    } cases[] = {
+        {"[device]\nserial = SAL-1\nbogus = 1\n", "scenario.ini:3:", "bogus"},
+        {"[phases]\ncollecting_ms = soon\n", "scenario.ini:2:", "collecting_ms"},
+        {"[nonsense]\nkey = 1\n", "scenario.ini:2:", "[nonsense]"},
+        {"[test.1]\nthc = 1,5\n", "scenario.ini:2:", "thc"},
+        {"[device]\ncalibration = 2026-02-30\n", "scenario.ini:2:", "calibration"},
+        {"[test.1]\nketamine = 3\n[device]\npanel = thc, mdma\n", "scenario.ini:2:", "ketamine"},
+        {"[test.2]\nfault = sometimes\n", "scenario.ini:2:", "fault"},
+    };
+    char *dir = harness_tmpdir("sim-scenario");
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof path, "%s/scenario.ini", dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[] = {(char *)harness_program("TOXLAB_SIM"), "saliva", path, NULL};
+        char *out = NULL;
+        char *err = NULL;
+
+        harness_write_file(path, cases[i].text);
+        int rc = harness_run(argv, NULL, EXIT_TIMEOUT_MS, &out, &err);
+        ck_assert_msg(rc == 2, "case %zu: exit code %d, expected 2; stderr: %s", i, rc, err);
+        ck_assert_msg(strstr(err, cases[i].where) != NULL, "case %zu: no '%s' in: %s", i,
+                      cases[i].where, err);
+        ck_assert_msg(strstr(err, cases[i].key) != NULL, "case %zu: no '%s' in: %s", i,
+                      cases[i].key, err);
+        ck_assert_msg(out[0] == '\0', "case %zu: the sim printed events: %s", i, out);
+        free(out);
+        free(err);
+    }
+
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(scenario_without_error_starts)
+{
+    /* Control for scenario_error_names_line: the first case without its
+     * unknown key. */
+    struct sim sim;
+
+    start_sim(&sim, "sim-scenario-ok", "[device]\nserial = SAL-1\n", NULL);
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(link_follows_pty)
+{
+    struct sim sim;
+    char link[PATH_MAX];
+    char option[PATH_MAX + 8];
+    char target[PATH_MAX];
+    char *dir = harness_tmpdir("sim-link");
+    struct stat st;
+
+    snprintf(link, sizeof link, "%s/saliva", dir);
+    snprintf(option, sizeof option, "--link=%s", link);
+    start_sim(&sim, "sim-link-run", "", option);
+
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    ck_assert_msg(n > 0, "readlink %s: %s", link, strerror(errno));
+    target[n] = '\0';
+    ck_assert_str_eq(target, sim.pty);
+
+    stop_sim(&sim);
+    ck_assert_msg(lstat(link, &st) < 0 && errno == ENOENT, "%s still exists after stop", link);
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(eof_stops_only_when_asked)
+{
+    struct sim sim;
+    char line[256];
+    uint16_t model = 0;
+
+    start_sim(&sim, "sim-eof", "", "--exit-on-eof");
+    close(sim.child.stdin_fd);
+    sim.child.stdin_fd = -1;
+    expect_event(&sim, "stop", line, sizeof line);
+    int status = child_wait(&sim.child, EXIT_TIMEOUT_MS);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    close(sim.child.stdout_fd);
+    free(sim.dir);
+
+    /* Control: without --exit-on-eof the sim keeps serving. The end of file
+     * comes before the first request, so the poll() that reports that
+     * request reports the end of file too, if no earlier one did. The
+     * second reply therefore comes from a sim that has handled it. */
+    start_sim(&sim, "sim-no-eof", "", NULL);
+    close(sim.child.stdin_fd);
+    sim.child.stdin_fd = -1;
+    int fd = open_port(&sim);
+    read_registers(fd, SALIVA_ID_MODEL, 1, &model);
+    model = 0;
+    read_registers(fd, SALIVA_ID_MODEL, 1, &model);
+    ck_assert_uint_eq(model, SALIVA_MODEL_CODE);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+static Suite *sim_suite(void)
+{
+    Suite *suite = suite_create("sim");
+    TCase *wire = tcase_create("wire");
+    TCase *commands = tcase_create("commands");
+    TCase *process = tcase_create("process");
+
+    tcase_set_timeout(wire, HARNESS_CASE_TIMEOUT);
+    tcase_add_test(wire, mbpoll_reads_identity);
+    tcase_add_test(wire, bad_crc_gets_no_reply);
+    tcase_add_test(wire, other_slave_ignored);
+    tcase_add_test(wire, requests_split_and_joined);
+    tcase_add_test(wire, unmapped_read_gets_exception);
+    suite_add_tcase(suite, wire);
+
+    tcase_set_timeout(commands, HARNESS_CASE_TIMEOUT);
+    tcase_add_test(commands, start_result_ack);
+    tcase_add_test(commands, single_register_command);
+    tcase_add_test(commands, hold_keeps_analysing);
+    tcase_add_test(commands, fault_exception_then_wrong_id);
+    suite_add_tcase(suite, commands);
+
+    tcase_set_timeout(process, HARNESS_CASE_TIMEOUT);
+    tcase_add_test(process, scenario_error_names_line);
+    tcase_add_test(process, scenario_without_error_starts);
+    tcase_add_test(process, link_follows_pty);
+    tcase_add_test(process, eof_stops_only_when_asked);
+    suite_add_tcase(suite, process);
+
+    return suite;
+}
+
+int main(void)
+{
+    SRunner *runner = srunner_create(sim_suite());
+
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
