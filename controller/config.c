@@ -125,8 +125,7 @@ static int set_instrument_key(struct instrument_config *inst, const char *key, c
         {"data_bits", offsetof(struct instrument_config, data_bits), 5, 8},
         {"stop_bits", offsetof(struct instrument_config, stop_bits), 1, 2},
         {"slave", offsetof(struct instrument_config, slave), 1, 247},
-        {"response_timeout_ms", offsetof(struct instrument_config, response_timeout_ms), 1,
-         600000},
+        {"response_timeout_ms", offsetof(struct instrument_config, response_timeout_ms), 1, 600000},
         {"poll_interval_ms", offsetof(struct instrument_config, poll_interval_ms), 1, 600000},
         {"retry_ms", offsetof(struct instrument_config, retry_ms), 1, 3600000},
         {"retry_max_ms", offsetof(struct instrument_config, retry_max_ms), 1, 3600000},
@@ -181,8 +180,8 @@ static struct instrument_config *instrument_for(struct config *config, const cha
 }
 
 /* Applies one key; returns 0 or -1 with err holding the reason. */
-static int apply_key(struct config *config, const char *section, const char *key,
-                     const char *value, char *err, size_t err_size)
+static int apply_key(struct config *config, const char *section, const char *key, const char *value,
+                     char *err, size_t err_size)
 {
     int status;
 
@@ -294,8 +293,7 @@ int config_validate(const struct config *config, char *err, size_t err_size)
     return 0;
 }
 
-const struct instrument_config *config_find_instrument(const struct config *config,
-                                                       const char *id)
+const struct instrument_config *config_find_instrument(const struct config *config, const char *id)
 {
     for (size_t i = 0; i < config->instrument_count; i++) {
         if (strcmp(config->instruments[i].id, id) == 0) {

@@ -48,7 +48,6 @@ int config_override(struct config *config, const char *assignment, char *err, si
 /* Checks values that depend on each other. Returns 0, or -1 with err set. */
 int config_validate(const struct config *config, char *err, size_t err_size);
 
-const struct instrument_config *config_find_instrument(const struct config *config,
-                                                       const char *id);
+const struct instrument_config *config_find_instrument(const struct config *config, const char *id);
 
 #endif

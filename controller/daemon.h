@@ -75,8 +75,8 @@ void client_unwatch(struct client *client, const char *id);
 
 /* Sends an event to every client watching one of the IDs (NULLs skipped);
  * unwatch removes those watches afterwards. Takes the reference. */
-void server_publish(struct daemon *daemon, const char *stop_id, const char *test_id,
-                    json_t *event, bool unwatch);
+void server_publish(struct daemon *daemon, const char *stop_id, const char *test_id, json_t *event,
+                    bool unwatch);
 
 /* stops.c: commands and line events. */
 json_t *command_dispatch(struct daemon *daemon, struct client *client, json_int_t id,

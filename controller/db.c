@@ -134,8 +134,8 @@ static void copy_column(sqlite3_stmt *stmt, int column, char *out, size_t size)
 
 int db_open(const char *path, sqlite3 **db, char *err, size_t err_size)
 {
-    int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                           SQLITE_OPEN_FULLMUTEX, NULL);
+    int rc = sqlite3_open_v2(
+        path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
 
     if (rc != SQLITE_OK) {
         snprintf(err, err_size, "%s: cannot open the database: %s", path,
@@ -149,8 +149,7 @@ int db_open(const char *path, sqlite3 **db, char *err, size_t err_size)
     if (exec_sql(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                       " PRAGMA foreign_keys=ON;") != 0 ||
         exec_sql(*db, schema) != 0) {
-        snprintf(err, err_size, "%s: cannot set up the database: %s", path,
-                 sqlite3_errmsg(*db));
+        snprintf(err, err_size, "%s: cannot set up the database: %s", path, sqlite3_errmsg(*db));
         sqlite3_close(*db);
         *db = NULL;
         return -1;
@@ -319,8 +318,7 @@ int db_stop_belongs_to(sqlite3 *db, const char *stop_id, const char *subject_id)
 {
     const char *args[] = {stop_id, subject_id};
 
-    return find_id(db, "SELECT id FROM stops WHERE id = ?1 AND subject_id = ?2", 2, args, NULL,
-                   0);
+    return find_id(db, "SELECT id FROM stops WHERE id = ?1 AND subject_id = ?2", 2, args, NULL, 0);
 }
 
 int db_stop_create(sqlite3 *db, const char *lab, const char *subject_id, bool driving,
@@ -569,8 +567,8 @@ int db_result_store(sqlite3 *db, const char *lab, const struct test_row *test,
             .unit = analyte->unit,
             .over_range = analyte->over_range,
             .under_range = analyte->under_range,
-            .invalid_reason = result->invalid_reason ? result->invalid_reason
-                                                     : analyte->invalid_reason,
+            .invalid_reason =
+                result->invalid_reason ? result->invalid_reason : analyte->invalid_reason,
             .collection_date = context->collection_date,
         };
         struct interpretation verdict;
@@ -629,16 +627,14 @@ static int presumptive_evidence(sqlite3 *db, const char *stop_id, json_t *eviden
     }
     bind_texts(stmt, 1, &stop_id);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        json_array_append_new(evidence,
-                              json_string((const char *)sqlite3_column_text(stmt, 0)));
+        json_array_append_new(evidence, json_string((const char *)sqlite3_column_text(stmt, 0)));
     }
     sqlite3_finalize(stmt);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int insert_decision(sqlite3 *db, const char *id, const char *stop_id,
-                           const char *decision, json_t *rules, json_t *evidence,
-                           json_t *actions)
+static int insert_decision(sqlite3 *db, const char *id, const char *stop_id, const char *decision,
+                           json_t *rules, json_t *evidence, json_t *actions)
 {
     char now[TIMESTAMP_SIZE];
     char *rules_text = json_dumps(rules, JSON_COMPACT);
@@ -652,8 +648,7 @@ static int insert_decision(sqlite3 *db, const char *id, const char *stop_id,
                        " rules, evidence, actions, created) SELECT ?1, id, subject_id, 'screen',"
                        " ?3, ?4, ?5, ?6, ?7 FROM stops WHERE id = ?2");
     if (stmt != NULL && rules_text && evidence_text && actions_text) {
-        const char *args[] = {id, stop_id, decision, rules_text, evidence_text, actions_text,
-                              now};
+        const char *args[] = {id, stop_id, decision, rules_text, evidence_text, actions_text, now};
         bind_texts(stmt, 7, args);
         status = run_stmt(db, stmt);
         stmt = NULL;
@@ -677,13 +672,12 @@ int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id)
         add_unfinished_actions(db, stop_id, actions) == 0) {
         bool flag = json_array_size(evidence) > 0;
         if (flag) {
-            json_array_append_new(rules, json_pack("{ss ss}", "id", "L10", "text",
-                                                   screen_rule_text));
+            json_array_append_new(rules,
+                                  json_pack("{ss ss}", "id", "L10", "text", screen_rule_text));
             json_array_insert_new(actions, 0, json_string("laboratory specimen required"));
         }
         record_id_new(lab, id);
-        status = insert_decision(db, id, stop_id, flag ? "flag" : "none", rules, evidence,
-                                 actions);
+        status = insert_decision(db, id, stop_id, flag ? "flag" : "none", rules, evidence, actions);
     }
     json_decref(rules);
     json_decref(evidence);

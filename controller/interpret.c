@@ -59,13 +59,14 @@ void interpret_reading(const struct threshold_set *set, const struct reading_in 
         set_invalid(out, "no cutoff configured");
         return;
     }
-    int order = compare_with_cutoff(in->value_micro, in->unit, out->row->cutoff_micro,
-                                    out->row->unit);
+    int order =
+        compare_with_cutoff(in->value_micro, in->unit, out->row->cutoff_micro, out->row->unit);
     if (order == -2) {
         set_invalid(out, "unit cannot be converted");
         return;
     }
-    /* A censored ">x" is positive only when x >= cutoff, and "<x" negative only when x <= cutoff. */
+    /* A censored ">x" is positive only when x >= cutoff, and "<x" negative only when x <= cutoff.
+     */
     if (in->over_range) {
         if (order >= 0) {
             out->outcome = above;

@@ -21,15 +21,15 @@ struct reading_in {
     const char *analyte;
     int64_t value_micro;
     const char *unit;
-    bool over_range;        /* the value is the top of the range: ">value" */
-    bool under_range;       /* the value is the bottom of the range: "<value" */
+    bool over_range;            /* the value is the top of the range: ">value" */
+    bool under_range;           /* the value is the bottom of the range: "<value" */
     const char *invalid_reason; /* set when the device reported the reading invalid */
-    int collection_date;    /* YYYYMMDD */
+    int collection_date;        /* YYYYMMDD */
 };
 
 struct interpretation {
     enum outcome outcome;
-    char reason[96]; /* for OUTCOME_INVALID */
+    char reason[96];                 /* for OUTCOME_INVALID */
     const struct threshold_row *row; /* NULL when no cutoff applies */
 };
 

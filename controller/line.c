@@ -246,9 +246,8 @@ static void read_result(struct line *line)
 {
     char err[DRIVER_ERR_SIZE];
     struct line_event *event = event_new(line, LINE_RESULT);
-    int status =
-        line->ops->read_result(line->driver_state, line->active_id, &event->result, err,
-                               sizeof(err));
+    int status = line->ops->read_result(line->driver_state, line->active_id, &event->result, err,
+                                        sizeof(err));
 
     if (status == DRIVER_OK) {
         line->awaiting_ack = true;
@@ -282,8 +281,8 @@ static void poll_test(struct line *line)
         line->active_id = 0;
     } else if (progress.result_ready && !line->awaiting_ack) {
         read_result(line);
-    } else if (progress.idle || (progress.host_test_id != line->active_id &&
-                                 !progress.result_ready)) {
+    } else if (progress.idle ||
+               (progress.host_test_id != line->active_id && !progress.result_ready)) {
         post_message(line, LINE_TEST_LOST, DRIVER_OK, "the analyzer no longer holds the test");
         line->active_id = 0;
     }

@@ -13,16 +13,16 @@
 #include <stdint.h>
 
 enum line_event_kind {
-    LINE_ONLINE,        /* identity read after (re)connecting */
-    LINE_OFFLINE,       /* the port could not be opened or identified */
-    LINE_STARTED,       /* the start command was accepted */
-    LINE_START_FAILED,  /* the device refused the start command */
-    LINE_PROGRESS,      /* a status poll succeeded */
-    LINE_COMM_ERROR,    /* a request failed; the test keeps running */
-    LINE_RESULT,        /* a result was read; acknowledge after it commits */
-    LINE_DEVICE_ERROR,  /* the test ended in a device error */
-    LINE_TEST_LOST,     /* the analyzer no longer holds the test */
-    LINE_ACKNOWLEDGED,  /* the analyzer was told to forget the result */
+    LINE_ONLINE,       /* identity read after (re)connecting */
+    LINE_OFFLINE,      /* the port could not be opened or identified */
+    LINE_STARTED,      /* the start command was accepted */
+    LINE_START_FAILED, /* the device refused the start command */
+    LINE_PROGRESS,     /* a status poll succeeded */
+    LINE_COMM_ERROR,   /* a request failed; the test keeps running */
+    LINE_RESULT,       /* a result was read; acknowledge after it commits */
+    LINE_DEVICE_ERROR, /* the test ended in a device error */
+    LINE_TEST_LOST,    /* the analyzer no longer holds the test */
+    LINE_ACKNOWLEDGED, /* the analyzer was told to forget the result */
 };
 
 struct line_event {
@@ -69,8 +69,8 @@ struct line {
 
     /* Owned by the line thread. */
     void *driver_state;
-    uint32_t active_id;   /* 0 when no test is active */
-    bool awaiting_ack;    /* a result was posted and not yet committed */
+    uint32_t active_id; /* 0 when no test is active */
+    bool awaiting_ack;  /* a result was posted and not yet committed */
     bool online;
     int backoff_ms;
     struct driver_identity identity;

@@ -53,8 +53,8 @@ void log_msg(int level, const char *fmt, ...)
     gmtime_r(&now.tv_sec, &utc);
     pthread_mutex_lock(&log_lock);
     fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ toxlabd %s: ", utc.tm_year + 1900,
-            utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-            now.tv_nsec / 1000000, level_name(level));
+            utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, now.tv_nsec / 1000000,
+            level_name(level));
     va_start(args, fmt);
     vfprintf(stderr, fmt, args);
     va_end(args);

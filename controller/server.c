@@ -49,8 +49,7 @@ static int make_socket_folder(const char *path, char *err, size_t err_size)
         return 0;
     }
     if (mkdir(folder, 0711) != 0 && errno != EEXIST) {
-        snprintf(err, err_size, "cannot create the socket folder %s: %s", folder,
-                 strerror(errno));
+        snprintf(err, err_size, "cannot create the socket folder %s: %s", folder, strerror(errno));
         return -1;
     }
     chmod(folder, 0711);
@@ -81,7 +80,8 @@ static int open_listener(const struct config *config, char *err, size_t err_size
     int fd;
 
     if (resolve_group(config->socket_group, &gid) != 0) {
-        snprintf(err, err_size, "socket_group '%s' is not a group on this system; set "
+        snprintf(err, err_size,
+                 "socket_group '%s' is not a group on this system; set "
                  "daemon.socket_group to an existing group name or number",
                  config->socket_group);
         return -1;
@@ -233,8 +233,8 @@ static bool client_watches(const struct client *client, const char *id)
     return false;
 }
 
-void server_publish(struct daemon *daemon, const char *stop_id, const char *test_id,
-                    json_t *event, bool unwatch)
+void server_publish(struct daemon *daemon, const char *stop_id, const char *test_id, json_t *event,
+                    bool unwatch)
 {
     for (struct client *client = daemon->clients; client != NULL; client = client->next) {
         if (!client_watches(client, stop_id) && !client_watches(client, test_id)) {
@@ -295,8 +295,7 @@ void server_accept(struct daemon *daemon)
     client->next = daemon->clients;
     daemon->clients = client;
     daemon->client_count++;
-    log_msg(LOG_DEBUG, "client connected: pid %d, uid %u", (int)client->pid,
-            (unsigned)client->uid);
+    log_msg(LOG_DEBUG, "client connected: pid %d, uid %u", (int)client->pid, (unsigned)client->uid);
     send_hello(daemon, client);
 }
 
@@ -354,8 +353,7 @@ void server_read(struct daemon *daemon, struct client *client)
     }
     if (status < 0) {
         char message[96];
-        snprintf(message, sizeof(message), "request line is longer than %d bytes",
-                 PROTO_MAX_LINE);
+        snprintf(message, sizeof(message), "request line is longer than %d bytes", PROTO_MAX_LINE);
         client_send(client, proto_error_response(0, PROTO_TOO_LARGE, message));
         log_msg(LOG_WARNING, "client pid %d: %s; connection closed", (int)client->pid, message);
         client->closing = true;

@@ -95,8 +95,8 @@ static json_t *find_subject(const struct request *req, struct subject_id *subjec
         char masked[SUBJECT_MASKED_MAX];
         subject_id_mask(subject->number, masked, sizeof(masked));
         return fail(req, PROTO_NOT_FOUND,
-                    "subject %s:%s not found; register it with 'toxlab subject add'",
-                    subject->type, masked);
+                    "subject %s:%s not found; register it with 'toxlab subject add'", subject->type,
+                    masked);
     }
     return NULL;
 }
@@ -117,7 +117,8 @@ static json_t *cmd_subject_add(const struct request *req)
     json_t *obj = db_subject_json(req->daemon->db, id, false);
     json_object_set_new(obj, "existed", json_boolean(existed));
     if (!existed) {
-        log_msg(LOG_INFO, "subject %s registered (%s)", id, json_string_value(json_object_get(obj, "masked")));
+        log_msg(LOG_INFO, "subject %s registered (%s)", id,
+                json_string_value(json_object_get(obj, "masked")));
     }
     return ok_with(req, "subject", obj);
 }
@@ -217,9 +218,9 @@ static json_t *cmd_specimen_add(const struct request *req)
     if (stop != NULL) {
         int belongs = db_stop_belongs_to(daemon->db, stop, subject_id);
         if (belongs <= 0) {
-            return belongs < 0 ? storage_failure(req, "the stop lookup")
-                               : fail(req, PROTO_NOT_FOUND, "stop %s of this subject not found",
-                                      stop);
+            return belongs < 0
+                       ? storage_failure(req, "the stop lookup")
+                       : fail(req, PROTO_NOT_FOUND, "stop %s of this subject not found", stop);
         }
         snprintf(stop_id, sizeof(stop_id), "%s", stop);
     }
@@ -231,8 +232,7 @@ static json_t *cmd_specimen_add(const struct request *req)
         db_commit(daemon->db) != 0) {
         return storage_failure(req, "the specimen");
     }
-    log_msg(LOG_INFO, "specimen %s (%s) registered as %s in stop %s", barcode, matrix, id,
-            stop_id);
+    log_msg(LOG_INFO, "specimen %s (%s) registered as %s in stop %s", barcode, matrix, id, stop_id);
     return ok_with(req, "specimen", db_specimen_json(daemon->db, id));
 }
 
@@ -257,8 +257,10 @@ static json_t *pick_instruments(const struct request *req, struct instrument **p
         const char *name = json_string_value(item);
         struct instrument *inst = name ? daemon_find_instrument(req->daemon, name) : NULL;
         if (inst == NULL) {
-            return fail(req, PROTO_NOT_FOUND, "instrument %s not found; 'toxlab instruments' "
-                        "lists the configured ones", name ? name : "(not a string)");
+            return fail(req, PROTO_NOT_FOUND,
+                        "instrument %s not found; 'toxlab instruments' "
+                        "lists the configured ones",
+                        name ? name : "(not a string)");
         }
         for (size_t i = 0; i < *count; i++) {
             if (picked[i] == inst) {
@@ -292,9 +294,9 @@ static json_t *pick_specimen(const struct request *req, const char *subject_id,
         matrix = picked[i]->ops->specimen_matrix;
     }
     if (matrix == NULL) {
-        return barcode ? fail(req, PROTO_INVALID_ARGUMENT,
-                              "none of the instruments takes a specimen")
-                       : NULL;
+        return barcode
+                   ? fail(req, PROTO_INVALID_ARGUMENT, "none of the instruments takes a specimen")
+                   : NULL;
     }
     found = barcode ? db_specimen_by_barcode(req->daemon->db, barcode, row)
                     : db_specimen_newest_untested(req->daemon->db, subject_id, matrix, row);
@@ -314,8 +316,9 @@ static json_t *pick_specimen(const struct request *req, const char *subject_id,
     for (size_t i = 0; i < count; i++) {
         const char *wanted = picked[i]->ops->specimen_matrix;
         if (wanted != NULL && strcmp(wanted, row->matrix) != 0) {
-            return fail(req, PROTO_INVALID_ARGUMENT, "instrument %s takes %s, but specimen %s is %s",
-                        picked[i]->config->id, wanted, row->barcode, row->matrix);
+            return fail(req, PROTO_INVALID_ARGUMENT,
+                        "instrument %s takes %s, but specimen %s is %s", picked[i]->config->id,
+                        wanted, row->barcode, row->matrix);
         }
     }
     return NULL;
@@ -371,11 +374,11 @@ static void send_start(struct daemon *daemon, struct instrument *inst, const cha
                        const char *test_id, uint32_t host_id)
 {
     if (db_test_set_state(daemon->db, test_id, "running", NULL) != 0) {
-        log_msg(LOG_ERR, "%s: test %s: recording the running state failed: %s",
-                inst->config->id, test_id, db_errmsg(daemon->db));
+        log_msg(LOG_ERR, "%s: test %s: recording the running state failed: %s", inst->config->id,
+                test_id, db_errmsg(daemon->db));
     }
-    snprintf(inst->test_id, sizeof(inst->test_id), "%s", test_id);
-    snprintf(inst->stop_id, sizeof(inst->stop_id), "%s", stop_id);
+    snprintf(inst->test_id, sizeof(inst->test_id), "%.*s", RECORD_ID_SIZE - 1, test_id);
+    snprintf(inst->stop_id, sizeof(inst->stop_id), "%.*s", RECORD_ID_SIZE - 1, stop_id);
     inst->host_test_id = host_id;
     inst->last_contact_ms = time_monotonic_ms();
     inst->step[0] = '\0';
@@ -545,10 +548,10 @@ static const struct {
     const char *name;
     json_t *(*run)(const struct request *req);
 } commands[] = {
-    {"subject.add", cmd_subject_add}, {"subject.show", cmd_subject_show},
+    {"subject.add", cmd_subject_add},   {"subject.show", cmd_subject_show},
     {"specimen.add", cmd_specimen_add}, {"test.start", cmd_test_start},
-    {"test.watch", cmd_test_watch},   {"test.abort", cmd_test_abort},
-    {"test.show", cmd_test_show},     {"stop.show", cmd_stop_show},
+    {"test.watch", cmd_test_watch},     {"test.abort", cmd_test_abort},
+    {"test.show", cmd_test_show},       {"stop.show", cmd_stop_show},
     {"instruments", cmd_instruments},
 };
 
@@ -559,8 +562,8 @@ json_t *command_dispatch(struct daemon *daemon, struct client *client, json_int_
 
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(commands[i].name, cmd) == 0) {
-            log_msg(LOG_DEBUG, "client pid %d uid %u: %s", (int)client->pid,
-                    (unsigned)client->uid, cmd);
+            log_msg(LOG_DEBUG, "client pid %d uid %u: %s", (int)client->pid, (unsigned)client->uid,
+                    cmd);
             return commands[i].run(&req);
         }
     }
@@ -670,9 +673,8 @@ static void store_result(struct daemon *daemon, struct instrument *inst,
                                ? db_specimen_collection_date(daemon->db, test.specimen_id)
                                : today(),
     };
-    if (db_begin(daemon->db) == 0 &&
-        db_result_store(daemon->db, daemon->config.lab_id, &test, result, &context, result_id) ==
-            0) {
+    if (db_begin(daemon->db) == 0 && db_result_store(daemon->db, daemon->config.lab_id, &test,
+                                                     result, &context, result_id) == 0) {
         ended = decide_if_ended(daemon, test.stop_id);
     }
     if (ended < 0 || db_commit(daemon->db) != 0) {
@@ -697,11 +699,10 @@ static void publish_progress(struct daemon *daemon, struct instrument *inst,
     }
     snprintf(inst->step, sizeof(inst->step), "%s", progress->step);
     inst->percent = progress->percent;
-    json_t *event = json_pack("{ss ss ss ss ss ss ss si si}", "class", "event", "event",
-                              "progress", "stop", inst->stop_id, "test", inst->test_id,
-                              "instrument", inst->config->id, "state", "running", "step",
-                              progress->step, "percent", progress->percent, "seconds_left",
-                              progress->seconds_left);
+    json_t *event = json_pack("{ss ss ss ss ss ss ss si si}", "class", "event", "event", "progress",
+                              "stop", inst->stop_id, "test", inst->test_id, "instrument",
+                              inst->config->id, "state", "running", "step", progress->step,
+                              "percent", progress->percent, "seconds_left", progress->seconds_left);
     server_publish(daemon, inst->stop_id, inst->test_id, event, false);
 }
 
@@ -714,9 +715,8 @@ static void note_error(struct daemon *daemon, struct instrument *inst, const cha
     }
     if (inst->test_id[0] != '\0') {
         json_t *event = json_pack("{ss ss ss ss ss ss}", "class", "event", "event",
-                                  "instrument-error", "stop", inst->stop_id, "test",
-                                  inst->test_id, "instrument", inst->config->id, "message",
-                                  message);
+                                  "instrument-error", "stop", inst->stop_id, "test", inst->test_id,
+                                  "instrument", inst->config->id, "message", message);
         server_publish(daemon, inst->stop_id, inst->test_id, event, false);
     }
 }
@@ -737,7 +737,8 @@ static void handle_online(struct instrument *inst, const struct driver_identity 
     inst->online = true;
     inst->identity = *identity;
     note_contact(inst);
-    log_msg(LOG_NOTICE, "%s: online: %s serial %s firmware %s, calibrated %s, cartridge lot %s "
+    log_msg(LOG_NOTICE,
+            "%s: online: %s serial %s firmware %s, calibrated %s, cartridge lot %s "
             "expires %s",
             inst->config->id, identity->model, identity->serial, identity->firmware,
             identity->calibration, identity->cartridge_lot, identity->cartridge_expiry);
@@ -791,17 +792,21 @@ static void handle_test_event(struct daemon *daemon, struct instrument *inst,
 static void handle_stray_result(struct daemon *daemon, struct instrument *inst,
                                 const struct driver_result *result)
 {
-    int stored = db_result_exists(daemon->db, inst->identity.serial, result->sequence,
-                                  result->host_test_id);
+    int stored =
+        db_result_exists(daemon->db, inst->identity.serial, result->sequence, result->host_test_id);
 
     if (stored == 1) {
-        log_msg(LOG_INFO, "%s: result of host test ID 0x%08X is stored already; acknowledging "
-                "it again", inst->config->id, result->host_test_id);
+        log_msg(LOG_INFO,
+                "%s: result of host test ID 0x%08X is stored already; acknowledging "
+                "it again",
+                inst->config->id, result->host_test_id);
         line_command(&inst->line, LINE_CMD_ACKNOWLEDGE, result->host_test_id);
         return;
     }
-    log_msg(LOG_WARNING, "%s: result for host test ID 0x%08X belongs to no open test; not "
-            "stored", inst->config->id, result->host_test_id);
+    log_msg(LOG_WARNING,
+            "%s: result for host test ID 0x%08X belongs to no open test; not "
+            "stored",
+            inst->config->id, result->host_test_id);
 }
 
 void stops_handle_event(struct daemon *daemon, struct line_event *event)
@@ -845,7 +850,8 @@ int stops_check_grace(struct daemon *daemon)
         int64_t deadline = inst->last_contact_ms + inst->config->grace_period_ms;
         if (now >= deadline) {
             char reason[DRIVER_ERR_SIZE + 96];
-            snprintf(reason, sizeof(reason), "no reply from the analyzer for %d ms (grace "
+            snprintf(reason, sizeof(reason),
+                     "no reply from the analyzer for %d ms (grace "
                      "period); last error: %s",
                      inst->config->grace_period_ms,
                      inst->last_error[0] ? inst->last_error : "none");

@@ -22,8 +22,8 @@ static const struct {
     int family;
     int64_t factor;
 } units[] = {
-    {"ng/mL", 1, 1}, {"ug/L", 1, 1}, {"µg/L", 1, 1}, {"pg/mg", 2, 1},
-    {"ng/mg", 2, 1000}, {"mg/100mL", 3, 1},
+    {"ng/mL", 1, 1}, {"ug/L", 1, 1},     {"µg/L", 1, 1},
+    {"pg/mg", 2, 1}, {"ng/mg", 2, 1000}, {"mg/100mL", 3, 1},
 };
 
 int unit_lookup(const char *unit, int *family, int64_t *factor)
@@ -120,15 +120,18 @@ static const char *check_duplicate(const struct threshold_set *set, const struct
         const struct threshold_row *other = &set->rows[i];
         if (strcmp(other->matrix, row->matrix) == 0 && strcmp(other->tier, row->tier) == 0 &&
             strcmp(other->analyte, row->analyte) == 0 && other->effective == row->effective) {
-            snprintf(reason, sizeof(reason), "duplicate of line %d (same matrix, tier, analyte "
-                     "and effective date)", other->line);
+            snprintf(reason, sizeof(reason),
+                     "duplicate of line %d (same matrix, tier, analyte "
+                     "and effective date)",
+                     other->line);
             return reason;
         }
     }
     return NULL;
 }
 
-static void append_canonical(struct threshold_set *set, size_t *used, const struct threshold_row *row)
+static void append_canonical(struct threshold_set *set, size_t *used,
+                             const struct threshold_row *row)
 {
     char effective[11];
     char text[512];

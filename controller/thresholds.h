@@ -10,8 +10,8 @@
 #define THRESHOLD_VERSION_HEX 65
 
 struct threshold_row {
-    char matrix[16];   /* oral-fluid, hair, blood, urine, breath */
-    char tier[8];      /* screen, confirm */
+    char matrix[16]; /* oral-fluid, hair, blood, urine, breath */
+    char tier[8];    /* screen, confirm */
     char analyte[32];
     char cutoff_text[24];
     int64_t cutoff_micro;

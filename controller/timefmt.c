@@ -93,8 +93,8 @@ int time_parse_date(const char *text)
     int day;
     char tail;
 
-    if (sscanf(text, "%4d-%2d-%2d%c", &year, &month, &day, &tail) != 3 || month < 1 ||
-        month > 12 || day < 1 || day > 31) {
+    if (sscanf(text, "%4d-%2d-%2d%c", &year, &month, &day, &tail) != 3 || month < 1 || month > 12 ||
+        day < 1 || day > 31) {
         return 0;
     }
     return year * 10000 + month * 100 + day;

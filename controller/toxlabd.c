@@ -111,8 +111,7 @@ static int load_config(const struct options *opts, struct config *config)
     for (size_t i = 0; i < config->instrument_count; i++) {
         if (driver_find(config->instruments[i].driver) == NULL) {
             log_msg(LOG_ERR, "%s: [instrument.%s]: unknown driver '%s' (known: saliva)",
-                    opts->config_path, config->instruments[i].id,
-                    config->instruments[i].driver);
+                    opts->config_path, config->instruments[i].id, config->instruments[i].driver);
             return -1;
         }
     }
@@ -130,8 +129,8 @@ static int load_thresholds(struct daemon *daemon)
     }
     thresholds_free(&daemon->thresholds);
     daemon->thresholds = set;
-    log_msg(LOG_INFO, "threshold set '%s' version %.12s: %zu rows from %s", set.label,
-            set.version, set.count, daemon->config.thresholds);
+    log_msg(LOG_INFO, "threshold set '%s' version %.12s: %zu rows from %s", set.label, set.version,
+            set.count, daemon->config.thresholds);
     return 0;
 }
 
@@ -246,8 +245,8 @@ static int run_loop(struct daemon *daemon, int signal_fd)
         fds[2] = (struct pollfd){.fd = daemon->listen_fd, .events = POLLIN};
         for (struct client *c = daemon->clients; c != NULL && count < 3 + 1024; c = c->next) {
             polled[count - 3] = c;
-            fds[count++] = (struct pollfd){
-                .fd = c->fd, .events = POLLIN | (c->output_used ? POLLOUT : 0)};
+            fds[count++] =
+                (struct pollfd){.fd = c->fd, .events = POLLIN | (c->output_used ? POLLOUT : 0)};
         }
         if (timeout < 0 || timeout > IDLE_WAKE_MS) {
             timeout = IDLE_WAKE_MS;
@@ -296,8 +295,8 @@ int main(int argc, char **argv)
     setenv("TZ", daemon.config.timezone, 1);
     tzset();
     log_msg(LOG_NOTICE, "toxlabd %s starting: lab %s, database %s, socket %s, uid %u",
-            TOXLAB_VERSION, daemon.config.lab_id, daemon.config.database,
-            daemon.config.socket_path, (unsigned)getuid());
+            TOXLAB_VERSION, daemon.config.lab_id, daemon.config.database, daemon.config.socket_path,
+            (unsigned)getuid());
 
     signal_fd = open_signals();
     if (signal_fd < 0 || line_events_init() != 0) {

@@ -30,13 +30,13 @@ struct driver_identity {
     char model[32];
     char serial[32];
     char firmware[16];
-    char calibration[11];      /* YYYY-MM-DD */
+    char calibration[11]; /* YYYY-MM-DD */
     char cartridge_lot[16];
     char cartridge_expiry[11]; /* YYYY-MM-DD */
 };
 
 struct driver_progress {
-    const char *step;      /* the analyzer's own state name */
+    const char *step; /* the analyzer's own state name */
     int percent;
     int seconds_left;
     bool result_ready;
@@ -73,8 +73,8 @@ struct driver_ops {
     int (*start)(void *state, uint32_t host_test_id, char *err, size_t size);
     int (*poll)(void *state, struct driver_progress *progress, char *err, size_t size);
     /* Fails with DRIVER_MISMATCH when the echoed ID is not expected_id. */
-    int (*read_result)(void *state, uint32_t expected_id, struct driver_result *result,
-                       char *err, size_t size);
+    int (*read_result)(void *state, uint32_t expected_id, struct driver_result *result, char *err,
+                       size_t size);
     /* Lets the analyzer forget the result; call only after it committed. */
     int (*acknowledge)(void *state, uint32_t host_test_id, char *err, size_t size);
     int (*abort)(void *state, uint32_t host_test_id, char *err, size_t size);

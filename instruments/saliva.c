@@ -20,8 +20,8 @@ struct saliva_link {
 static const char *exception_text(int code)
 {
     static const char *const texts[] = {
-        [1] = "illegal function",     [2] = "illegal data address", [3] = "illegal data value",
-        [4] = "server device failure", [5] = "acknowledge",         [6] = "server device busy",
+        [1] = "illegal function",      [2] = "illegal data address", [3] = "illegal data value",
+        [4] = "server device failure", [5] = "acknowledge",          [6] = "server device busy",
     };
 
     if (code >= 1 && code <= 6) {
@@ -50,16 +50,14 @@ static int modbus_failure(const char *action, const char *block, int address, ch
         status = DRIVER_EXCEPTION;
         snprintf(cause, sizeof(cause), "Modbus exception %d (%s)", exception,
                  exception_text(exception));
-    } else if (code == EMBBADDATA || code == EMBBADEXC || code == EMBMDATA ||
-               code == EMBBADSLAVE) {
+    } else if (code == EMBBADDATA || code == EMBBADEXC || code == EMBMDATA || code == EMBBADSLAVE) {
         status = DRIVER_CORRUPT;
         snprintf(cause, sizeof(cause), "malformed reply (%s)", modbus_strerror(code));
     } else {
         status = DRIVER_IO;
         snprintf(cause, sizeof(cause), "%s", modbus_strerror(code));
     }
-    snprintf(err, size, "%s %s %s at register %d (0x%04X)", cause, action, block, address,
-             address);
+    snprintf(err, size, "%s %s %s at register %d (0x%04X)", cause, action, block, address, address);
     return status;
 }
 
@@ -169,8 +167,8 @@ static int saliva_identify(void *opaque, struct driver_identity *identity, char 
     struct saliva_link *state = opaque;
     uint16_t regs[SALIVA_ID_COUNT];
     struct saliva_identity id;
-    int status = read_block(state, "identity block", SALIVA_ID_ADDR, SALIVA_ID_COUNT, regs, err,
-                            size);
+    int status =
+        read_block(state, "identity block", SALIVA_ID_ADDR, SALIVA_ID_COUNT, regs, err, size);
 
     if (status != DRIVER_OK) {
         return status;
@@ -202,8 +200,8 @@ static int saliva_poll(void *opaque, struct driver_progress *progress, char *err
     struct saliva_link *state = opaque;
     uint16_t regs[SALIVA_STATUS_COUNT];
     struct saliva_status status;
-    int rc = read_block(state, "status block", SALIVA_STATUS_ADDR, SALIVA_STATUS_COUNT, regs, err,
-                        size);
+    int rc =
+        read_block(state, "status block", SALIVA_STATUS_ADDR, SALIVA_STATUS_COUNT, regs, err, size);
 
     if (rc != DRIVER_OK) {
         return rc;
@@ -250,15 +248,17 @@ static int saliva_read_result(void *opaque, uint32_t expected_id, struct driver_
     struct saliva_link *state = opaque;
     uint16_t regs[SALIVA_RESULT_COUNT];
     struct saliva_result raw;
-    int status = read_block(state, "result block", SALIVA_RESULT_ADDR, SALIVA_RESULT_COUNT, regs,
-                            err, size);
+    int status =
+        read_block(state, "result block", SALIVA_RESULT_ADDR, SALIVA_RESULT_COUNT, regs, err, size);
 
     if (status != DRIVER_OK) {
         return status;
     }
     if (saliva_decode_result(regs, &raw) != 0) {
-        snprintf(err, size, "invalid result block at register %d: panel size or analyte code "
-                 "out of range", SALIVA_RESULT_ADDR);
+        snprintf(err, size,
+                 "invalid result block at register %d: panel size or analyte code "
+                 "out of range",
+                 SALIVA_RESULT_ADDR);
         return DRIVER_CORRUPT;
     }
     if (raw.host_test_id != expected_id) {

@@ -125,8 +125,7 @@ static int split_type(const char *text, struct subject_id *id, char *err, size_t
     return 0;
 }
 
-int subject_id_parse(const char *text, int today, struct subject_id *id, char *err,
-                     size_t err_size)
+int subject_id_parse(const char *text, int today, struct subject_id *id, char *err, size_t err_size)
 {
     char trimmed[128];
     size_t start = 0;

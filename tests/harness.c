@@ -231,8 +231,7 @@ static char *read_all(int fd, long long deadline, bool *timed_out)
     return data;
 }
 
-int harness_run(char *const argv[], char *const extra_env[], int timeout_ms, char **out,
-                char **err)
+int harness_run(char *const argv[], char *const extra_env[], int timeout_ms, char **out, char **err)
 {
     char err_path[] = "/tmp/toxlab-run-err-XXXXXX";
     int err_fd = mkstemp(err_path);

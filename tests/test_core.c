@@ -32,9 +32,9 @@ START_TEST(decimal_parse_values)
         const char *text;
         int64_t micro;
     } cases[] = {
-        {"50", 50000000},     {"0.05", 50000},   {"120.5", 120500000}, {"-1.5", -1500000},
-        {"+2", 2000000},      {"0.000001", 1},   {".5", 500000},       {"7.", 7000000},
-        {"49.999999", 49999999},
+        {"50", 50000000},   {"0.05", 50000}, {"120.5", 120500000},
+        {"-1.5", -1500000}, {"+2", 2000000}, {"0.000001", 1},
+        {".5", 500000},     {"7.", 7000000}, {"49.999999", 49999999},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -47,8 +47,8 @@ END_TEST
 
 START_TEST(decimal_parse_rejects)
 {
-    static const char *const bad[] = {"", "-", ".", "1.2.3", "1,5", "0.0000001", "abc",
-                                      "1e3", " 1", "1 ", "10000000000000"};
+    static const char *const bad[] = {"",    "-",   ".",  "1.2.3", "1,5",           "0.0000001",
+                                      "abc", "1e3", " 1", "1 ",    "10000000000000"};
     int64_t value;
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -84,8 +84,7 @@ START_TEST(subject_resident_valid)
     ck_assert_int_eq(subject_id_parse(" 999999199001011238 ", TODAY, &id, err, sizeof(err)), 0);
     ck_assert_str_eq(id.type, "resident");
     ck_assert_str_eq(id.number, "999999199001011238");
-    ck_assert_int_eq(subject_id_parse("resident:999999199001011238", TODAY, &id, err,
-                                      sizeof(err)),
+    ck_assert_int_eq(subject_id_parse("resident:999999199001011238", TODAY, &id, err, sizeof(err)),
                      0);
 }
 END_TEST
@@ -135,8 +134,8 @@ START_TEST(subject_resident_rejects)
         err[0] = '\0';
         ck_assert_msg(subject_id_parse(cases[i].text, TODAY, &id, err, sizeof(err)) != 0,
                       "accepted %s", cases[i].text);
-        ck_assert_msg(strstr(err, cases[i].reason) != NULL, "%s: '%s' lacks '%s'",
-                      cases[i].text, err, cases[i].reason);
+        ck_assert_msg(strstr(err, cases[i].reason) != NULL, "%s: '%s' lacks '%s'", cases[i].text,
+                      err, cases[i].reason);
     }
 }
 END_TEST
@@ -227,10 +226,12 @@ START_TEST(thresholds_reject_bad_rows)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char text[512];
         struct threshold_set set;
-        snprintf(text, sizeof(text), "%%label\tx\n# c\noral-fluid\tscreen\tthc\t4\tng/mL\t"
-                 "2023-06-01\tx\n%s", cases[i].row);
-        ck_assert_msg(thresholds_parse(text, "t.tsv", &set, err, sizeof(err)) != 0,
-                      "accepted %s", cases[i].row);
+        snprintf(text, sizeof(text),
+                 "%%label\tx\n# c\noral-fluid\tscreen\tthc\t4\tng/mL\t"
+                 "2023-06-01\tx\n%s",
+                 cases[i].row);
+        ck_assert_msg(thresholds_parse(text, "t.tsv", &set, err, sizeof(err)) != 0, "accepted %s",
+                      cases[i].row);
         ck_assert_msg(strstr(err, "t.tsv:4: ") == err, "no file and line in '%s'", err);
         ck_assert_msg(strstr(err, cases[i].reason) != NULL, "'%s' lacks '%s'", err,
                       cases[i].reason);
@@ -301,8 +302,12 @@ static struct interpretation judge(const char *analyte, const char *value, const
                                    bool over, bool under)
 {
     struct interpretation out;
-    struct reading_in in = {.matrix = "oral-fluid", .tier = "screen", .analyte = analyte,
-                            .unit = unit, .over_range = over, .under_range = under,
+    struct reading_in in = {.matrix = "oral-fluid",
+                            .tier = "screen",
+                            .analyte = analyte,
+                            .unit = unit,
+                            .over_range = over,
+                            .under_range = under,
                             .collection_date = TODAY};
 
     ck_assert(decimal_parse(value, &in.value_micro) == 0);
@@ -352,9 +357,13 @@ END_TEST
 START_TEST(interpret_device_invalid)
 {
     struct interpretation out;
-    struct reading_in in = {.matrix = "oral-fluid", .tier = "screen", .analyte = "thc",
-                            .value_micro = 900000000, .unit = "ng/mL",
-                            .invalid_reason = "control line failed", .collection_date = TODAY};
+    struct reading_in in = {.matrix = "oral-fluid",
+                            .tier = "screen",
+                            .analyte = "thc",
+                            .value_micro = 900000000,
+                            .unit = "ng/mL",
+                            .invalid_reason = "control line failed",
+                            .collection_date = TODAY};
 
     interpret_reading(&test_set, &in, &out);
     ck_assert_int_eq(out.outcome, OUTCOME_INVALID);
@@ -367,20 +376,21 @@ START_TEST(interpret_censored_values)
     /* ">x" is positive only when x >= cutoff; "<x" negative only when x <= cutoff. */
     ck_assert_int_eq(judge("methamphetamine", "50", "ng/mL", true, false).outcome,
                      OUTCOME_PRESUMPTIVE);
-    ck_assert_int_eq(judge("methamphetamine", "40", "ng/mL", true, false).outcome,
-                     OUTCOME_INVALID);
+    ck_assert_int_eq(judge("methamphetamine", "40", "ng/mL", true, false).outcome, OUTCOME_INVALID);
     ck_assert_int_eq(judge("methamphetamine", "50", "ng/mL", false, true).outcome,
                      OUTCOME_NEGATIVE);
-    ck_assert_int_eq(judge("methamphetamine", "60", "ng/mL", false, true).outcome,
-                     OUTCOME_INVALID);
+    ck_assert_int_eq(judge("methamphetamine", "60", "ng/mL", false, true).outcome, OUTCOME_INVALID);
 }
 END_TEST
 
 START_TEST(interpret_hair_units)
 {
     struct interpretation out;
-    struct reading_in in = {.matrix = "hair", .tier = "confirm", .analyte = "cocaine",
-                            .unit = "pg/mg", .collection_date = TODAY};
+    struct reading_in in = {.matrix = "hair",
+                            .tier = "confirm",
+                            .analyte = "cocaine",
+                            .unit = "pg/mg",
+                            .collection_date = TODAY};
 
     in.value_micro = 499999999; /* 499.999999 pg/mg is below 0.5 ng/mg */
     interpret_reading(&test_set, &in, &out);
@@ -491,8 +501,7 @@ START_TEST(config_override_applies)
     config_defaults(&config);
     ck_assert_int_eq(config_override(&config, "daemon.database=/tmp/a.db", err, sizeof(err)), 0);
     ck_assert_str_eq(config.database, "/tmp/a.db");
-    ck_assert_int_eq(config_override(&config, "instrument.s-2.device=/dev/pts/4", err,
-                                     sizeof(err)),
+    ck_assert_int_eq(config_override(&config, "instrument.s-2.device=/dev/pts/4", err, sizeof(err)),
                      0);
     ck_assert_str_eq(config_find_instrument(&config, "s-2")->device, "/dev/pts/4");
     ck_assert_int_ne(config_override(&config, "daemon.nothing=1", err, sizeof(err)), 0);

@@ -56,7 +56,7 @@ static void start_sim(struct rig *rig, const char *scenario)
     child_spawn(&rig->sim, argv, NULL, log_path, true, true);
     ck_assert_msg(child_wait_line(&rig->sim, "pty ", EVENT_MS, line, sizeof(line)),
                   "the sim printed no pty line");
-    snprintf(rig->pty, sizeof(rig->pty), "%s", line + 4);
+    snprintf(rig->pty, sizeof(rig->pty), "%.*s", (int)sizeof(rig->pty) - 1, line + 4);
     ck_assert(child_wait_line(&rig->sim, "ready", EVENT_MS, line, sizeof(line)));
 }
 
@@ -254,14 +254,16 @@ START_TEST(screen_negative_then_presumptive)
 
     ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM tests WHERE state = 'completed'"), 2);
     ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 2);
-    db_text(&rig, "SELECT a.outcome || ' ' || a.value_text || ' ' || a.cutoff_text || ' ' ||"
-                  " a.threshold_line FROM result_analytes a JOIN results r ON r.id = a.result_id"
-                  " JOIN tests t ON t.id = r.test_id JOIN specimens s ON s.id = t.specimen_id"
-                  " WHERE s.barcode = 'OF-B1' AND a.analyte = 'methamphetamine'",
+    db_text(&rig,
+            "SELECT a.outcome || ' ' || a.value_text || ' ' || a.cutoff_text || ' ' ||"
+            " a.threshold_line FROM result_analytes a JOIN results r ON r.id = a.result_id"
+            " JOIN tests t ON t.id = r.test_id JOIN specimens s ON s.id = t.specimen_id"
+            " WHERE s.barcode = 'OF-B1' AND a.analyte = 'methamphetamine'",
             text, sizeof(text));
     ck_assert_str_eq(text, "presumptive 120.500 50 13");
-    db_text(&rig, "SELECT group_concat(decision, ',') FROM (SELECT d.decision FROM decisions d"
-                  " JOIN stops s ON s.id = d.stop_id ORDER BY d.created)",
+    db_text(&rig,
+            "SELECT group_concat(decision, ',') FROM (SELECT d.decision FROM decisions d"
+            " JOIN stops s ON s.id = d.stop_id ORDER BY d.created)",
             text, sizeof(text));
     ck_assert_str_eq(text, "none,flag");
     ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results r JOIN threshold_sets t ON"
@@ -368,12 +370,13 @@ START_TEST(silent_analyzer_interrupted)
               extra);
     register_subject(&rig, SUBJECT_A, "OF-A1");
     start_detached(&rig, test_id, sizeof(test_id));
-    ck_assert(child_wait_line(&rig.sim, "phase test=1 state=analysing", EVENT_MS, line,
-                              sizeof(line)));
+    ck_assert(
+        child_wait_line(&rig.sim, "phase test=1 state=analysing", EVENT_MS, line, sizeof(line)));
     child_send(&rig.sim, "mute");
     ck_assert(child_wait_line(&rig.sim, "mute", EVENT_MS, line, sizeof(line)));
-    ck_assert(harness_wait_file(rig.daemon.log_path, "timed out reading status block at "
-                                                     "register 100 (0x0064)",
+    ck_assert(harness_wait_file(rig.daemon.log_path,
+                                "timed out reading status block at "
+                                "register 100 (0x0064)",
                                 EVENT_MS));
 
     /* Silence is not failure: the test is still running within its grace period. */
@@ -384,6 +387,7 @@ START_TEST(silent_analyzer_interrupted)
 
     ck_assert_int_ne(client(&rig, &out, &err, "test", "watch", test_id, NULL), 0);
     assert_contains(out, "interrupted");
+    assert_contains(err, "timed out reading status block at register 100 (0x0064)");
     free(out);
     free(err);
     char sql[256];
@@ -459,8 +463,7 @@ START_TEST(device_error_fails_test)
     char *out;
     char *err;
 
-    snprintf(scenario, sizeof(scenario), "%s[test.1]\nerror = insufficient-sample\n",
-             fast_phases);
+    snprintf(scenario, sizeof(scenario), "%s[test.1]\nerror = insufficient-sample\n", fast_phases);
     rig_start(&rig, scenario, NULL);
     register_subject(&rig, SUBJECT_A, "OF-A1");
     ck_assert_int_ne(client(&rig, &out, &err, "test", "start", "--subject", SUBJECT_A,
@@ -608,8 +611,7 @@ START_TEST(bad_config_names_line)
     snprintf(rig.database, sizeof(rig.database), "%s/toxlab.db", rig.dir);
     snprintf(rig.pty, sizeof(rig.pty), "/dev/null");
     write_config(&rig, "response_timout_ms = 5\n");
-    char *argv[] = {(char *)harness_program("TOXLABD"), "-c", rig_file(&rig, "toxlab.conf"),
-                    NULL};
+    char *argv[] = {(char *)harness_program("TOXLABD"), "-c", rig_file(&rig, "toxlab.conf"), NULL};
     ck_assert_int_eq(harness_run(argv, NULL, CLIENT_MS, &out, &err), 1);
     assert_contains(err, "toxlab.conf:14: unknown key 'response_timout_ms' in "
                          "[instrument.saliva-1]");
@@ -617,8 +619,12 @@ START_TEST(bad_config_names_line)
     free(err);
     char override[600];
     snprintf(override, sizeof(override), "daemon.lab_id=lower-case");
-    char *argv2[] = {(char *)harness_program("TOXLABD"), "-c", rig_file(&rig, "toxlab.conf"),
-                     "-o", override, NULL};
+    char *argv2[] = {(char *)harness_program("TOXLABD"),
+                     "-c",
+                     rig_file(&rig, "toxlab.conf"),
+                     "-o",
+                     override,
+                     NULL};
     write_config(&rig, NULL);
     ck_assert_int_eq(harness_run(argv2, NULL, CLIENT_MS, &out, &err), 1);
     assert_contains(err, "-o daemon.lab_id=lower-case: invalid value");
@@ -639,8 +645,8 @@ START_TEST(abort_running_test)
               NULL);
     register_subject(&rig, SUBJECT_A, "OF-A1");
     start_detached(&rig, test_id, sizeof(test_id));
-    ck_assert(child_wait_line(&rig.sim, "phase test=1 state=analysing", EVENT_MS, line,
-                              sizeof(line)));
+    ck_assert(
+        child_wait_line(&rig.sim, "phase test=1 state=analysing", EVENT_MS, line, sizeof(line)));
     ck_assert_int_eq(client(&rig, &out, &err, "test", "abort", test_id, NULL), 0);
     free(out);
     free(err);
