@@ -1013,3 +1013,31 @@ int db_result_exists(sqlite3 *db, const char *serial, uint32_t sequence, uint32_
     }
     return rc == SQLITE_ROW;
 }
+
+int db_test_find_by_host_id(sqlite3 *db, const char *instrument, uint32_t host_test_id,
+                            struct test_row *row)
+{
+    char sql[320];
+    sqlite3_stmt *stmt;
+    int rc;
+
+    snprintf(sql, sizeof(sql),
+             "%s WHERE instrument = ?1 AND host_test_id = ?2 AND state IN ('pending', 'running',"
+             " 'interrupted')",
+             test_columns);
+    stmt = prepare(db, sql);
+    if (stmt == NULL) {
+        return -1;
+    }
+    bind_texts(stmt, 1, &instrument);
+    sqlite3_bind_int64(stmt, 2, host_test_id);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        read_test_columns(stmt, row);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return -1;
+    }
+    return rc == SQLITE_ROW;
+}

@@ -76,6 +76,11 @@ int db_test_create(sqlite3 *db, const char *lab, const char *stop_id, const char
 int db_test_get(sqlite3 *db, const char *test_id, struct test_row *row);
 int db_test_set_state(sqlite3 *db, const char *test_id, const char *state, const char *reason);
 
+/* Finds the pending, running or interrupted test of an instrument with a
+ * host test ID. Returns 1 when found, 0 if not, -1 on error. */
+int db_test_find_by_host_id(sqlite3 *db, const char *instrument, uint32_t host_test_id,
+                            struct test_row *row);
+
 /* Calls visit for each test in state pending or running. */
 int db_open_tests(sqlite3 *db, void (*visit)(const struct test_row *row, void *user), void *user);
 

@@ -99,7 +99,8 @@ static bool line_wait(struct line *line, int ms)
     }
     pthread_mutex_lock(&line->lock);
     while (!line->stopping && !line->start_requested && !line->abort_requested &&
-           !line->ack_requested && !line->forget_requested && !line->reread_requested) {
+           !line->ack_requested && !line->forget_requested && !line->reread_requested &&
+           !line->adopt_requested) {
         if (pthread_cond_timedwait(&line->wake, &line->lock, &deadline) == ETIMEDOUT) {
             break;
         }
@@ -139,7 +140,17 @@ static bool connect_port(struct line *line)
     struct line_event *event = event_new(line, LINE_ONLINE);
     event->identity = line->identity;
     event_post(event);
+    line->found_id = 0;
     return true;
+}
+
+/* Stops polling the active test. The analyzer may still show it, so it is
+ * remembered and not reported as a held test. */
+static void drop_test(struct line *line)
+{
+    line->found_id = line->active_id;
+    line->active_id = 0;
+    line->awaiting_ack = false;
 }
 
 /* A failed request: the port is closed when it failed at the I/O level. */
@@ -164,7 +175,7 @@ static void run_start(struct line *line, uint32_t host_test_id)
         post_message(line, LINE_STARTED, status, "");
     } else if (status == DRIVER_EXCEPTION) {
         post_message(line, LINE_START_FAILED, status, err);
-        line->active_id = 0;
+        drop_test(line);
     } else {
         /* The command may have reached the analyzer: keep polling for the test. */
         report_failure(line, status, err);
@@ -184,8 +195,7 @@ static void run_acknowledge(struct line *line, uint32_t host_test_id)
     }
     post_message(line, LINE_ACKNOWLEDGED, status, "");
     if (line->active_id == host_test_id) {
-        line->active_id = 0;
-        line->awaiting_ack = false;
+        drop_test(line);
     }
 }
 
@@ -198,16 +208,15 @@ static void run_abort(struct line *line, uint32_t host_test_id)
         report_failure(line, status, err);
     }
     if (line->active_id == host_test_id) {
-        line->active_id = 0;
-        line->awaiting_ack = false;
+        drop_test(line);
     }
 }
 
 /* Takes the pending commands and runs them in a fixed order. */
 static void run_commands(struct line *line)
 {
-    bool start, abort_test, ack, forget, reread;
-    uint32_t start_id, abort_id, ack_id, forget_id, reread_id;
+    bool start, abort_test, ack, forget, reread, adopt;
+    uint32_t start_id, abort_id, ack_id, forget_id, reread_id, adopt_id;
 
     pthread_mutex_lock(&line->lock);
     start = line->start_requested;
@@ -215,18 +224,23 @@ static void run_commands(struct line *line)
     ack = line->ack_requested;
     forget = line->forget_requested;
     reread = line->reread_requested;
+    adopt = line->adopt_requested;
+    adopt_id = line->adopt_id;
     start_id = line->start_id;
     abort_id = line->abort_id;
     ack_id = line->ack_id;
     forget_id = line->forget_id;
     reread_id = line->reread_id;
     line->start_requested = line->abort_requested = line->ack_requested = false;
-    line->forget_requested = line->reread_requested = false;
+    line->forget_requested = line->reread_requested = line->adopt_requested = false;
     pthread_mutex_unlock(&line->lock);
 
-    if (forget && line->active_id == forget_id) {
-        line->active_id = 0;
+    if (adopt && line->active_id == 0) {
+        line->active_id = adopt_id;
         line->awaiting_ack = false;
+    }
+    if (forget && line->active_id == forget_id) {
+        drop_test(line);
     }
     if (reread && line->active_id == reread_id) {
         line->awaiting_ack = false;
@@ -257,7 +271,7 @@ static void read_result(struct line *line)
     free(event);
     if (status == DRIVER_MISMATCH) {
         post_message(line, LINE_TEST_LOST, status, err);
-        line->active_id = 0;
+        drop_test(line);
         return;
     }
     report_failure(line, status, err);
@@ -278,14 +292,41 @@ static void poll_test(struct line *line)
     event_post(event);
     if (progress.device_error) {
         post_message(line, LINE_DEVICE_ERROR, DRIVER_OK, progress.error_text);
-        line->active_id = 0;
+        drop_test(line);
     } else if (progress.result_ready && !line->awaiting_ack) {
         read_result(line);
     } else if (progress.idle ||
                (progress.host_test_id != line->active_id && !progress.result_ready)) {
         post_message(line, LINE_TEST_LOST, DRIVER_OK, "the analyzer no longer holds the test");
-        line->active_id = 0;
+        drop_test(line);
     }
+}
+
+/* Polls an analyzer that has no active test: a failure is reported like any
+ * other, and a test it holds is reported once, so the loop can match it to
+ * a test that an earlier run of the daemon started. */
+static void poll_idle(struct line *line)
+{
+    char err[DRIVER_ERR_SIZE];
+    struct driver_progress progress;
+    int status = line->ops->poll(line->driver_state, &progress, err, sizeof(err));
+
+    if (status != DRIVER_OK) {
+        report_failure(line, status, err);
+        return;
+    }
+    if (progress.idle || progress.device_error || progress.host_test_id == 0) {
+        line->found_id = 0;
+        return;
+    }
+    if (progress.host_test_id == line->found_id) {
+        return;
+    }
+    line->found_id = progress.host_test_id;
+    struct line_event *event = event_new(line, LINE_FOUND);
+    event->host_test_id = progress.host_test_id;
+    event->progress = progress;
+    event_post(event);
 }
 
 static void *line_main(void *arg)
@@ -307,6 +348,8 @@ static void *line_main(void *arg)
         run_commands(line);
         if (line->online && line->active_id != 0) {
             poll_test(line);
+        } else if (line->online) {
+            poll_idle(line);
         }
         if (!line_wait(line, line->config->poll_interval_ms)) {
             break;
@@ -363,6 +406,10 @@ void line_command(struct line *line, enum line_command_kind kind, uint32_t host_
     case LINE_CMD_REREAD:
         line->reread_requested = true;
         line->reread_id = host_test_id;
+        break;
+    case LINE_CMD_ADOPT:
+        line->adopt_requested = true;
+        line->adopt_id = host_test_id;
         break;
     }
     pthread_cond_broadcast(&line->wake);

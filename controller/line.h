@@ -23,6 +23,7 @@ enum line_event_kind {
     LINE_DEVICE_ERROR, /* the test ended in a device error */
     LINE_TEST_LOST,    /* the analyzer no longer holds the test */
     LINE_ACKNOWLEDGED, /* the analyzer was told to forget the result */
+    LINE_FOUND,        /* after connecting, the analyzer holds a test toxlab did not start now */
 };
 
 struct line_event {
@@ -43,6 +44,7 @@ enum line_command_kind {
     LINE_CMD_ACKNOWLEDGE,
     LINE_CMD_FORGET, /* stop polling for the test; the loop gave up on it */
     LINE_CMD_REREAD, /* storing failed: read the result again */
+    LINE_CMD_ADOPT,  /* poll a test found on the analyzer as the active one */
 };
 
 struct line {
@@ -61,15 +63,18 @@ struct line {
     bool ack_requested;
     bool forget_requested;
     bool reread_requested;
+    bool adopt_requested;
     uint32_t start_id;
     uint32_t abort_id;
     uint32_t ack_id;
     uint32_t forget_id;
     uint32_t reread_id;
+    uint32_t adopt_id;
 
     /* Owned by the line thread. */
     void *driver_state;
     uint32_t active_id; /* 0 when no test is active */
+    uint32_t found_id;  /* held test last reported while idle, so it is reported once */
     bool awaiting_ack;  /* a result was posted and not yet committed */
     bool online;
     int backoff_ms;

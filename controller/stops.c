@@ -809,6 +809,36 @@ static void handle_stray_result(struct daemon *daemon, struct instrument *inst,
             inst->config->id, result->host_test_id);
 }
 
+/* The analyzer holds a test after (re)connecting: one that an earlier run
+ * of the daemon started is resumed, so its result still completes it. */
+static void handle_found_test(struct daemon *daemon, struct instrument *inst, uint32_t host_test_id)
+{
+    struct test_row test;
+    int found = db_test_find_by_host_id(daemon->db, inst->config->id, host_test_id, &test);
+
+    if (found != 1 || inst->test_id[0] != '\0') {
+        log_msg(LOG_WARNING,
+                "%s: the analyzer holds host test ID 0x%08X, which matches no open "
+                "test; clear it on the analyzer before the next test",
+                inst->config->id, host_test_id);
+        return;
+    }
+    if (db_test_set_state(daemon->db, test.id, "running", NULL) != 0) {
+        log_msg(LOG_ERR, "%s: test %s: resuming failed: %s", inst->config->id, test.id,
+                db_errmsg(daemon->db));
+        return;
+    }
+    snprintf(inst->test_id, sizeof(inst->test_id), "%.*s", RECORD_ID_SIZE - 1, test.id);
+    snprintf(inst->stop_id, sizeof(inst->stop_id), "%.*s", RECORD_ID_SIZE - 1, test.stop_id);
+    inst->host_test_id = host_test_id;
+    inst->last_contact_ms = time_monotonic_ms();
+    inst->step[0] = '\0';
+    inst->percent = -1;
+    line_command(&inst->line, LINE_CMD_ADOPT, host_test_id);
+    log_msg(LOG_NOTICE, "%s: test %s (was %s) resumed: the analyzer still holds it",
+            inst->config->id, test.id, test.state);
+}
+
 void stops_handle_event(struct daemon *daemon, struct line_event *event)
 {
     struct instrument *inst = daemon_find_instrument(daemon, event->line->config->id);
@@ -822,6 +852,9 @@ void stops_handle_event(struct daemon *daemon, struct line_event *event)
         break;
     case LINE_COMM_ERROR:
         note_error(daemon, inst, event->message);
+        break;
+    case LINE_FOUND:
+        handle_found_test(daemon, inst, event->host_test_id);
         break;
     case LINE_ACKNOWLEDGED:
         log_msg(LOG_DEBUG, "%s: result of host test ID 0x%08X acknowledged", inst->config->id,

@@ -149,16 +149,19 @@ static int open_database(struct daemon *daemon)
     return 0;
 }
 
-/* Tests left open by an earlier run cannot be resumed yet: their analyzer
- * state is unknown, so they end as interrupted. */
+/* Tests left open by an earlier run end as interrupted. When their analyzer
+ * still holds them, the line reports it on connecting and the test resumes. */
 static void interrupt_left_open(const struct test_row *row, void *user)
 {
     struct daemon *daemon = user;
 
-    /* TODO: reconnect to a test the analyzer still holds after a restart. */
     log_msg(LOG_WARNING, "%s: test %s was %s when the daemon stopped; marked interrupted",
             row->instrument, row->id, row->state);
-    db_test_set_state(daemon->db, row->id, "interrupted", "the daemon restarted during the test");
+    if (db_test_set_state(daemon->db, row->id, "interrupted",
+                          "the daemon restarted during the test") != 0) {
+        log_msg(LOG_ERR, "%s: test %s: marking it interrupted failed: %s", row->instrument, row->id,
+                db_errmsg(daemon->db));
+    }
 }
 
 static int start_lines(struct daemon *daemon)

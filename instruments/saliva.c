@@ -9,7 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/major.h>
+#include <stdbool.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 struct saliva_link {
@@ -64,7 +68,11 @@ static int modbus_failure(const char *action, const char *block, int address, ch
 static int read_block(struct saliva_link *state, const char *block, int address, int count,
                       uint16_t *regs, char *err, size_t size)
 {
-    int got = modbus_read_registers(state->ctx, address, count, regs);
+    int got;
+
+    /* Bytes waiting before a request are stale: a late reply or noise. */
+    modbus_flush(state->ctx);
+    got = modbus_read_registers(state->ctx, address, count, regs);
 
     if (got == count) {
         return DRIVER_OK;
@@ -83,6 +91,7 @@ static int write_control(struct saliva_link *state, uint32_t host_test_id, uint1
     uint16_t regs[SALIVA_CONTROL_COUNT];
 
     saliva_encode_control(host_test_id, command, regs);
+    modbus_flush(state->ctx);
     if (modbus_write_registers(state->ctx, SALIVA_CONTROL_ADDR, SALIVA_CONTROL_COUNT, regs) ==
         SALIVA_CONTROL_COUNT) {
         return DRIVER_OK;
@@ -119,6 +128,24 @@ static void saliva_close(void *opaque)
     free(state);
 }
 
+/* Reports whether path is the slave side of a pseudo-terminal (a simulator). */
+static bool is_pty(const char *path)
+{
+    struct stat info;
+
+    return stat(path, &info) == 0 && S_ISCHR(info.st_mode) &&
+           major(info.st_rdev) >= UNIX98_PTY_SLAVE_MAJOR &&
+           major(info.st_rdev) < UNIX98_PTY_SLAVE_MAJOR + UNIX98_PTY_MAJOR_COUNT;
+}
+
+/* A pty has no parity: Linux clears PARENB, and glibc 2.36's tcsetattr then
+ * fails with EINVAL whenever that bit was the only change, as on every
+ * reopen. So ptys are opened without parity, which changes nothing on the wire. */
+static char line_parity(const struct instrument_config *config)
+{
+    return is_pty(config->device) ? 'N' : config->parity;
+}
+
 static int saliva_open(const struct instrument_config *config, void **out, char *err, size_t size)
 {
     struct saliva_link *state = calloc(1, sizeof(*state));
@@ -128,8 +155,8 @@ static int saliva_open(const struct instrument_config *config, void **out, char 
         return DRIVER_IO;
     }
     snprintf(state->device, sizeof(state->device), "%s", config->device);
-    state->ctx = modbus_new_rtu(config->device, config->baud, config->parity, config->data_bits,
-                                config->stop_bits);
+    state->ctx = modbus_new_rtu(config->device, config->baud, line_parity(config),
+                                config->data_bits, config->stop_bits);
     if (state->ctx == NULL || modbus_set_slave(state->ctx, config->slave) != 0) {
         snprintf(err, size, "invalid serial settings for %s: %s", config->device,
                  modbus_strerror(errno));

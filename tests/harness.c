@@ -274,6 +274,7 @@ int notify_open(const char *path)
     ck_assert(fd >= 0);
     ck_assert_msg(strlen(path) < sizeof(addr.sun_path), "socket path too long: %s", path);
     strcpy(addr.sun_path, path);
+    unlink(path); /* A daemon killed earlier in the test leaves nothing to reuse here. */
     ck_assert_msg(bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0, "bind %s: %s", path,
                   strerror(errno));
     return fd;
