@@ -50,8 +50,8 @@ static size_t finish_frame(uint8_t *out, size_t len)
     return len + CRC_BYTES;
 }
 
-/* A declared function 16 length over RTU_MAX_FRAME also returns -1: such a
- * frame cannot be valid, and the caller treats it like an unknown function. */
+/* A declared function 16 length over RTU_MAX_FRAME also returns -1, because
+ * such a frame cannot be valid. The caller treats it like an unknown function. */
 int rtu_request_length(const uint8_t *buf, size_t len)
 {
     if (len < 2) {
@@ -175,8 +175,8 @@ enum rtu_parse_status rtu_parse_request(const uint8_t *frame, size_t len, struct
 
 /* Returns 0 without writing when count is 0 or over RTU_MAX_READ_REGISTERS,
  * because such a reply does not fit a frame. */
-size_t rtu_build_read_reply(uint8_t slave, uint8_t function, const uint16_t *values,
-                            uint16_t count, uint8_t *out)
+size_t rtu_build_read_reply(uint8_t slave, uint8_t function, const uint16_t *values, uint16_t count,
+                            uint8_t *out)
 {
     if (count < 1 || count > RTU_MAX_READ_REGISTERS) {
         return 0;
@@ -202,8 +202,7 @@ size_t rtu_build_write_single_reply(uint8_t slave, uint16_t address, uint16_t va
     return finish_frame(out, 6);
 }
 
-size_t rtu_build_write_multiple_reply(uint8_t slave, uint16_t address, uint16_t count,
-                                      uint8_t *out)
+size_t rtu_build_write_multiple_reply(uint8_t slave, uint16_t address, uint16_t count, uint8_t *out)
 {
     out[0] = slave;
     out[1] = RTU_FC_WRITE_MULTIPLE;

@@ -95,7 +95,7 @@ void saliva_get_text(const uint16_t *regs, size_t count, char *out)
     }
     out[count * 2] = '\0';
 
-    /* The text ends at the first NUL; trailing spaces are padding too. */
+    /* The text ends at the first NUL, and trailing spaces are padding too. */
     size_t len = strlen(out);
     while (len > 0 && out[len - 1] == ' ') {
         len--;
@@ -173,9 +173,9 @@ void saliva_encode_result(const struct saliva_result *res, uint16_t regs[SALIVA_
     }
 }
 
-/* The control register reads 1 when the analyte's control line is valid; any
- * other value decodes as not valid, so a damaged register never passes as a
- * valid control. Entries past panel_size are zeroed in res. */
+/* The control register reads 1 when the analyte's control line is valid.
+ * Any other value decodes as not valid, so that a damaged register never
+ * passes as a valid control. Entries past panel_size are zeroed in res. */
 int saliva_decode_result(const uint16_t regs[SALIVA_RESULT_COUNT], struct saliva_result *res)
 {
     memset(res, 0, sizeof *res);

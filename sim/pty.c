@@ -1,9 +1,10 @@
 /* Pseudo-terminal set-up for the simulator.
  *
- * The sim keeps a descriptor of the slave side open for its whole life:
- * Linux fails reads on the master with EIO whenever no process holds the
- * slave open, which would happen between two host connections. Holding it
- * also keeps the slave's termios settings (raw mode) across host reopens. */
+ * The sim keeps a descriptor of the slave side open for its whole life,
+ * because Linux fails reads on the master with EIO whenever no process has
+ * the slave open, which would happen between two host connections. Keeping
+ * it open also keeps the slave's termios settings (raw mode) across host
+ * reopens. */
 #define _GNU_SOURCE
 #include "sim/pty.h"
 
@@ -16,10 +17,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-/* Raw mode, so that the line discipline neither echoes requests back to the
- * master nor translates bytes. Speed and framing are those of the analyzer
- * (19200 8E1); a pty ignores them, but a host that reads them back sees the
- * analyzer's settings. */
+/* Sets raw mode, so that the line discipline neither echoes requests back
+ * to the master nor translates bytes. Speed and framing are set to the
+ * analyzer's 19200 8E1. A pty ignores them, but a host that reads them back
+ * gets the analyzer's settings. */
 static int set_raw(int fd)
 {
     struct termios tio;
@@ -89,8 +90,7 @@ static int open_master(struct sim_pty *pty)
 
     int flags = fcntl(pty->master, F_GETFL);
     if (flags < 0 || fcntl(pty->master, F_SETFL, flags | O_NONBLOCK) < 0) {
-        fprintf(stderr, "toxlab-sim: setting O_NONBLOCK on the pty master: %s\n",
-                strerror(errno));
+        fprintf(stderr, "toxlab-sim: setting O_NONBLOCK on the pty master: %s\n", strerror(errno));
         return -1;
     }
     return 0;

@@ -6,10 +6,10 @@
 #include <limits.h>
 
 struct sim_pty {
-    int master;             /* non-blocking; requests are read and replies written here */
-    int slave;              /* the sim's own slave descriptor, kept open (see pty.c) */
-    char path[PATH_MAX];    /* slave path, e.g. /dev/pts/7 */
-    const char *link;       /* NULL, or the symbolic link kept pointing at path */
+    int master;          /* non-blocking side where requests are read and replies written */
+    int slave;           /* the sim's own slave descriptor, kept open (see pty.c) */
+    char path[PATH_MAX]; /* slave path, e.g. /dev/pts/7 */
+    const char *link;    /* NULL, or the symbolic link kept pointing at path */
 };
 
 /* Opens a pty in raw mode and, when link is not NULL, points a symbolic link

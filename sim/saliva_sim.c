@@ -1,7 +1,7 @@
 /* Simulated saliva analyzer. One poll() loop serves Modbus RTU requests on
  * the pty master, commands on standard input and the phase timers of the
  * running test, and prints an event line for each thing that happens. The
- * register map is protocol/saliva_map.h; replies are built with
+ * register map is protocol/saliva_map.h. Replies are built with
  * protocol/rtu.c so that the sim controls every byte on the wire. */
 #define _GNU_SOURCE
 #include "sim/saliva_sim.h"
@@ -32,6 +32,7 @@
 #define INPUT_MAX (2 * RTU_MAX_FRAME)
 #define COMMAND_MAX 128
 #define EVENTS_MAX 4096
+#define EVENT_LINE_MAX 256 /* longer event lines are cut */
 
 struct saliva_sim {
     const struct sim_run *run;
@@ -51,9 +52,9 @@ struct saliva_sim {
     const struct scenario_test *test;
     int64_t test_start_ms;
     int64_t phase_end_ms;
-    bool hold;  /* `hold` was given and not yet released */
-    bool held;  /* the analysing time is over but `hold` keeps the test there */
-    bool muted; /* requests are dropped unanswered */
+    bool hold;        /* `hold` was given and not yet released */
+    bool held_at_end; /* the analysing time is over but `hold` keeps the test there */
+    bool muted;       /* requests are dropped unanswered */
 
     uint8_t input[INPUT_MAX]; /* request bytes not yet framed */
     size_t input_len;
@@ -90,9 +91,10 @@ static void flush_events(struct saliva_sim *sim)
     sim->events_len = 0;
 }
 
-/* Queues one event line. Lines are written by flush_events, after the reply
- * to the request that caused them, so an event never announces a reply that
- * the host cannot read yet. */
+/* Queues one event line. The queue is written by flush_events, which runs
+ * after the reply to the request that caused the events, so that a reader
+ * of an event can already read that reply. Only a queue that is nearly full
+ * is written earlier. */
 static void emit_event(struct saliva_sim *sim, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -100,30 +102,26 @@ static void emit_event(struct saliva_sim *sim, const char *format, ...)
 {
     va_list args;
 
-    if (sim->events_len > EVENTS_MAX - COMMAND_MAX * 2) {
+    if (sim->events_len + EVENT_LINE_MAX > EVENTS_MAX) {
         flush_events(sim);
     }
 
     va_start(args, format);
-    int n = vsnprintf(sim->events + sim->events_len, EVENTS_MAX - sim->events_len - 1, format,
-                      args);
+    int n = vsnprintf(sim->events + sim->events_len, EVENT_LINE_MAX, format, args);
     va_end(args);
     if (n < 0) {
         return;
     }
 
-    size_t len = sim->events_len + (size_t)n;
-    if (len > EVENTS_MAX - 2) {
-        len = EVENTS_MAX - 2;
-    }
-    sim->events[len] = '\n';
-    sim->events_len = len + 1;
+    /* Room for the newline in place of the NUL that vsnprintf wrote. */
+    size_t len = (size_t)n < EVENT_LINE_MAX ? (size_t)n : EVENT_LINE_MAX - 1;
+    sim->events[sim->events_len + len] = '\n';
+    sim->events_len += len + 1;
 }
 
 static bool is_running(enum saliva_state state)
 {
-    return state == SALIVA_CARTRIDGE_IN || state == SALIVA_COLLECTING ||
-           state == SALIVA_ANALYSING;
+    return state == SALIVA_CARTRIDGE_IN || state == SALIVA_COLLECTING || state == SALIVA_ANALYSING;
 }
 
 static int64_t phase_ms(const struct saliva_sim *sim, enum saliva_state state)
@@ -152,7 +150,7 @@ static void reset_to_idle(struct saliva_sim *sim)
     sim->error_code = SALIVA_ERR_NONE;
     sim->host_test_id = 0;
     sim->test = NULL;
-    sim->held = false;
+    sim->held_at_end = false;
     memset(sim->result, 0, sizeof sim->result);
 }
 
@@ -208,8 +206,8 @@ static void store_result(struct saliva_sim *sim)
     saliva_encode_result(&res, sim->result);
 }
 
-/* Prints the error text with hyphens for spaces, so that the event stays
- * one word per value. */
+/* Queues the error event, with hyphens for the spaces of the error text so
+ * that each value stays one word. */
 static void emit_error_event(struct saliva_sim *sim)
 {
     char text[64];
@@ -225,7 +223,7 @@ static void emit_error_event(struct saliva_sim *sim)
 
 static void finish_test(struct saliva_sim *sim)
 {
-    sim->held = false;
+    sim->held_at_end = false;
     if (sim->test->error != SALIVA_ERR_NONE) {
         sim->state = SALIVA_ERROR;
         sim->error_code = sim->test->error;
@@ -244,7 +242,7 @@ static void finish_test(struct saliva_sim *sim)
  * never stretches the schedule. */
 static void advance_phases(struct saliva_sim *sim, int64_t now)
 {
-    while (is_running(sim->state) && !sim->held && now >= sim->phase_end_ms) {
+    while (is_running(sim->state) && !sim->held_at_end && now >= sim->phase_end_ms) {
         int64_t end = sim->phase_end_ms;
 
         switch (sim->state) {
@@ -256,7 +254,7 @@ static void advance_phases(struct saliva_sim *sim, int64_t now)
             break;
         default:
             if (sim->hold) {
-                sim->held = true;
+                sim->held_at_end = true;
             } else {
                 finish_test(sim);
             }
@@ -265,8 +263,9 @@ static void advance_phases(struct saliva_sim *sim, int64_t now)
     }
 }
 
-/* Percent done and seconds left run over the whole test, so that they only
- * grow and shrink. A test held past its time stays at 99 % and 0 s. */
+/* Percent done and seconds left run over the whole test, so that percent
+ * only rises and seconds left only falls. A test held past its time stays
+ * at 99 % and 0 s. */
 static void build_status(const struct saliva_sim *sim, int64_t now,
                          uint16_t regs[SALIVA_STATUS_COUNT])
 {
@@ -306,7 +305,7 @@ static bool read_register(const struct saliva_sim *sim, const uint16_t *status, 
     } else if (in_block(address, SALIVA_STATUS_ADDR, SALIVA_STATUS_COUNT)) {
         *value = status[address - SALIVA_STATUS_ADDR];
     } else if (in_block(address, SALIVA_CONTROL_ADDR, SALIVA_CONTROL_COUNT)) {
-        /* The command register reads 0: each command acts when written. */
+        /* The command register reads 0 because each command acts when written. */
         uint16_t control[SALIVA_CONTROL_COUNT];
 
         saliva_encode_control(sim->control_host_id, SALIVA_CMD_NONE, control);
@@ -321,8 +320,8 @@ static bool read_register(const struct saliva_sim *sim, const uint16_t *status, 
 
 /* Builds the reply to a function 3 request into reply, or returns an
  * exception code. */
-static uint8_t handle_read(const struct saliva_sim *sim, const struct rtu_request *req,
-                           int64_t now, uint8_t *reply, size_t *reply_len)
+static uint8_t handle_read(const struct saliva_sim *sim, const struct rtu_request *req, int64_t now,
+                           uint8_t *reply, size_t *reply_len)
 {
     uint16_t status[SALIVA_STATUS_COUNT];
     uint16_t values[RTU_MAX_READ_REGISTERS];
@@ -338,7 +337,7 @@ static uint8_t handle_read(const struct saliva_sim *sim, const struct rtu_reques
 }
 
 static uint8_t start_test(struct saliva_sim *sim, uint32_t host_id, int64_t now,
-                          unsigned *refused_test)
+                          unsigned *rejected_test)
 {
     if (is_running(sim->state) || sim->state == SALIVA_RESULT_READY) {
         return RTU_EX_BUSY;
@@ -347,7 +346,7 @@ static uint8_t start_test(struct saliva_sim *sim, uint32_t host_id, int64_t now,
     unsigned number = ++sim->tests_started;
     const struct scenario_test *test = scenario_test_for(sim->scenario, number);
     if (test->fault == SCENARIO_FAULT_EXCEPTION) {
-        *refused_test = number;
+        *rejected_test = number;
         return RTU_EX_DEVICE_FAILURE;
     }
 
@@ -373,8 +372,8 @@ static void abort_test(struct saliva_sim *sim)
     reset_to_idle(sim);
 }
 
-/* Acknowledging clears a result or an error; otherwise it does nothing. The
- * host test ID written with it is not compared with the result's. */
+/* Acknowledging clears a result or an error, and does nothing in other
+ * states. The host test ID written with it is not compared with the result's. */
 static void acknowledge_result(struct saliva_sim *sim)
 {
     if (sim->state != SALIVA_RESULT_READY && sim->state != SALIVA_ERROR) {
@@ -384,14 +383,14 @@ static void acknowledge_result(struct saliva_sim *sim)
     reset_to_idle(sim);
 }
 
-static uint8_t run_command(struct saliva_sim *sim, uint16_t command, uint32_t host_id,
-                           int64_t now, unsigned *refused_test)
+static uint8_t run_command(struct saliva_sim *sim, uint16_t command, uint32_t host_id, int64_t now,
+                           unsigned *rejected_test)
 {
     switch (command) {
     case SALIVA_CMD_NONE:
         return 0;
     case SALIVA_CMD_START:
-        return start_test(sim, host_id, now, refused_test);
+        return start_test(sim, host_id, now, rejected_test);
     case SALIVA_CMD_ABORT:
         abort_test(sim);
         return 0;
@@ -411,7 +410,7 @@ static uint8_t run_command(struct saliva_sim *sim, uint16_t command, uint32_t ho
  * the same write, or the one last written. A command that fails changes no
  * register. */
 static uint8_t handle_write(struct saliva_sim *sim, const struct rtu_request *req, int64_t now,
-                            unsigned *refused_test)
+                            unsigned *rejected_test)
 {
     uint32_t first = req->address;
     uint32_t last = first + req->count - 1;
@@ -429,7 +428,7 @@ static uint8_t handle_write(struct saliva_sim *sim, const struct rtu_request *re
     uint32_t host_id = saliva_get_u32(control);
     if (last == SALIVA_COMMAND_ADDR) {
         uint16_t command = control[SALIVA_COMMAND_ADDR - SALIVA_CONTROL_ADDR];
-        uint8_t exception = run_command(sim, command, host_id, now, refused_test);
+        uint8_t exception = run_command(sim, command, host_id, now, rejected_test);
 
         if (exception != 0) {
             return exception;
@@ -473,7 +472,7 @@ static void emit_bad_frame(struct saliva_sim *sim, const char *reason, size_t le
     }
 }
 
-/* Serves one whole frame. Frames for another slave are ignored; broadcast
+/* Serves one whole frame. Frames for another slave are ignored. Broadcast
  * writes (slave 0) are carried out without a reply, as Modbus requires. */
 static void handle_frame(struct saliva_sim *sim, const uint8_t *frame, size_t len, int64_t now)
 {
@@ -490,8 +489,7 @@ static void handle_frame(struct saliva_sim *sim, const uint8_t *frame, size_t le
     }
 
     bool broadcast = req.slave == 0;
-    bool is_write =
-        req.function == RTU_FC_WRITE_SINGLE || req.function == RTU_FC_WRITE_MULTIPLE;
+    bool is_write = req.function == RTU_FC_WRITE_SINGLE || req.function == RTU_FC_WRITE_MULTIPLE;
     if (sim->muted || (req.slave != sim->slave && !broadcast) || (broadcast && !is_write)) {
         return;
     }
@@ -501,7 +499,7 @@ static void handle_frame(struct saliva_sim *sim, const uint8_t *frame, size_t le
     uint8_t reply[RTU_MAX_FRAME];
     size_t reply_len = 0;
     uint8_t exception = 0;
-    unsigned refused_test = 0;
+    unsigned rejected_test = 0;
 
     if (status == RTU_BAD_FUNCTION || req.function == RTU_FC_READ_INPUT) {
         exception = RTU_EX_ILLEGAL_FUNCTION;
@@ -510,27 +508,29 @@ static void handle_frame(struct saliva_sim *sim, const uint8_t *frame, size_t le
     } else if (req.function == RTU_FC_READ_HOLDING) {
         exception = handle_read(sim, &req, now, reply, &reply_len);
     } else {
-        exception = handle_write(sim, &req, now, &refused_test);
+        exception = handle_write(sim, &req, now, &rejected_test);
+    }
+
+    /* A broadcast gets no reply, not even an exception. */
+    if (broadcast) {
+        return;
     }
 
     if (exception != 0) {
         reply_len = rtu_build_exception(req.slave, req.function, exception, reply);
-        if (refused_test != 0) {
+        if (rejected_test != 0) {
             emit_event(sim, "exception function=%u register=%u code=%u test=%u", req.function,
-                       req.address, exception, refused_test);
+                       req.address, exception, rejected_test);
         } else {
-            emit_event(sim, "exception function=%u register=%u code=%u", req.function,
-                       req.address, exception);
+            emit_event(sim, "exception function=%u register=%u code=%u", req.function, req.address,
+                       exception);
         }
     } else if (req.function == RTU_FC_WRITE_SINGLE) {
         reply_len = rtu_build_write_single_reply(req.slave, req.address, req.values[0], reply);
     } else if (req.function == RTU_FC_WRITE_MULTIPLE) {
         reply_len = rtu_build_write_multiple_reply(req.slave, req.address, req.count, reply);
     }
-
-    if (!broadcast) {
-        write_reply(sim, reply, reply_len);
-    }
+    write_reply(sim, reply, reply_len);
 }
 
 static void consume_input(struct saliva_sim *sim, size_t len)
@@ -539,10 +539,10 @@ static void consume_input(struct saliva_sim *sim, size_t len)
     sim->input_len -= len;
 }
 
-/* Frames the buffered bytes: whole frames are served at once, however the
- * reads split them. Once the line has been silent for FRAME_GAP_MS (or the
- * buffer is full), the bytes left over are one frame of unknown length or a
- * frame cut short. */
+/* Serves every whole frame in the buffered bytes, however the reads split
+ * them. Once the line has been silent for FRAME_GAP_MS (or the buffer is
+ * full), the bytes left over are one frame of unknown length or a frame cut
+ * short. */
 static void process_input(struct saliva_sim *sim, int64_t now, bool gap_passed)
 {
     while (sim->input_len > 0) {
@@ -607,7 +607,7 @@ static void release_test(struct saliva_sim *sim)
     } else {
         emit_event(sim, "release");
     }
-    if (sim->held) {
+    if (sim->held_at_end) {
         finish_test(sim);
     }
 }
@@ -700,7 +700,7 @@ static int next_timeout(const struct saliva_sim *sim, int64_t now)
 {
     int64_t due = -1;
 
-    if (is_running(sim->state) && !sim->held) {
+    if (is_running(sim->state) && !sim->held_at_end) {
         due = sim->phase_end_ms;
     }
     if (sim->input_len > 0) {

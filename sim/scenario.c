@@ -1,5 +1,5 @@
-/* Scenario file parser. inih reads the file; this file checks every section,
- * key and value and reports each error with file, line and key. */
+/* Scenario file parser. inih reads the file, and this file checks every
+ * section, key and value and reports each error with file, line and key. */
 #include "sim/scenario.h"
 
 #include <errno.h>
@@ -44,9 +44,8 @@ static const struct keyword fault_keywords[] = {
 
 /* The example panel of docs/sim.md. */
 static const uint16_t default_panel[] = {
-    SALIVA_THC,     SALIVA_AMPHETAMINE,     SALIVA_METHAMPHETAMINE, SALIVA_MDMA,
-    SALIVA_MDA,     SALIVA_COCAINE,         SALIVA_BENZOYLECGONINE, SALIVA_CODEINE,
-    SALIVA_MORPHINE, SALIVA_6MAM,
+    SALIVA_THC,     SALIVA_AMPHETAMINE,     SALIVA_METHAMPHETAMINE, SALIVA_MDMA,     SALIVA_MDA,
+    SALIVA_COCAINE, SALIVA_BENZOYLECGONINE, SALIVA_CODEINE,         SALIVA_MORPHINE, SALIVA_6MAM,
 };
 
 /* Parsing state shared by the line reader and the entry handler. */
@@ -56,8 +55,8 @@ struct parser {
     int line;       /* line number of the text inih is handling */
     int lines_read; /* complete lines read so far */
     int errors;
-    char unknown_section[64]; /* last unknown section reported, to report it once */
-    unsigned device_seen;     /* bit per [device] key, to catch keys set twice */
+    char bad_section[64]; /* last bad section name reported, to report it once */
+    unsigned device_seen; /* bit per [device] key, to catch keys set twice */
     unsigned phases_seen;
 };
 
@@ -210,7 +209,7 @@ static bool parse_date(const char *text, uint32_t *out)
 }
 
 /* Accepts 1 to max printable ASCII characters, because the registers carry
- * ASCII and an empty identity field helps nobody. */
+ * ASCII and an empty identity field would be of no use to a host. */
 static bool is_register_text(const char *text, size_t max)
 {
     size_t len = strlen(text);
@@ -306,9 +305,15 @@ static bool parse_analyte_list(struct parser *p, const char *section, const char
             item[--len] = '\0';
         }
 
+        if (*item == '\0') {
+            report(p, p->line, section, key, "empty item in the list '%s'", value);
+            return false;
+        }
         int code = saliva_analyte_code(item);
         if (code == 0) {
-            report(p, p->line, section, key, "unknown analyte '%s' (names as in the register map)",
+            report(p, p->line, section, key,
+                   "unknown analyte '%s' (expected names from docs/saliva-registers.md, such as "
+                   "thc or 6-mam)",
                    item);
             return false;
         }
@@ -358,8 +363,7 @@ static const char *const device_keys[] = {
     [DEVICE_PANEL] = "panel",
 };
 
-static void set_text(struct parser *p, const char *name, const char *value, char *out,
-                     size_t max)
+static void set_text(struct parser *p, const char *name, const char *value, char *out, size_t max)
 {
     if (!is_register_text(value, max)) {
         report(p, p->line, "device", name,
@@ -428,8 +432,7 @@ static void handle_device(struct parser *p, const char *name, const char *value)
         uint16_t codes[SALIVA_MAX_PANEL];
         size_t count;
 
-        if (!parse_analyte_list(p, "device", name, value, &mask, codes, &count,
-                                SALIVA_MAX_PANEL)) {
+        if (!parse_analyte_list(p, "device", name, value, &mask, codes, &count, SALIVA_MAX_PANEL)) {
             break;
         }
         if (count == 0) {
@@ -469,7 +472,7 @@ static void handle_phases(struct parser *p, const char *name, const char *value)
            "unknown key (expected cartridge_ms, collecting_ms or analysing_ms)");
 }
 
-/* Records the line of a test key; returns false after reporting a key set twice. */
+/* Records the line of a test key. Returns false after reporting a key set twice. */
 static bool claim_line(struct parser *p, const char *section, const char *name, int *line)
 {
     if (*line != 0) {
@@ -482,8 +485,7 @@ static bool claim_line(struct parser *p, const char *section, const char *name, 
 
 /* Returns true and sets *out when the value is one of the table's keywords. */
 static bool handle_keyword_key(struct parser *p, const char *section, const char *name,
-                               const char *value, const struct keyword *table, int *line,
-                               int *out)
+                               const char *value, const struct keyword *table, int *line, int *out)
 {
     if (!claim_line(p, section, name, line)) {
         return false;
@@ -550,7 +552,7 @@ static void handle_test(struct parser *p, const char *section, struct scenario_t
 }
 
 /* Parses "test.N" with N from 1 to MAX_TEST_NUMBER. Returns false for other
- * section names; *valid tells whether a test.N name had a valid N. */
+ * section names. For a test.N name, *valid is set to whether N is valid. */
 static bool parse_test_section(const char *section, unsigned *number, bool *valid)
 {
     unsigned long n;
@@ -585,18 +587,29 @@ static struct scenario_test *find_or_add_test(struct parser *p, unsigned number)
     return &sc->tests[sc->test_count++].test;
 }
 
-static void report_unknown_section(struct parser *p, const char *section, const char *name)
+/* Reports a bad section name once, at its first key, rather than at every key. */
+static void report_bad_section(struct parser *p, const char *section, const char *name)
 {
-    if (strncmp(p->unknown_section, section, sizeof p->unknown_section - 1) == 0) {
+    bool valid;
+    unsigned number;
+
+    if (strncmp(p->bad_section, section, sizeof p->bad_section - 1) == 0) {
         return;
     }
-    snprintf(p->unknown_section, sizeof p->unknown_section, "%s", section);
-    report(p, p->line, section, name,
-           "unknown section (expected [device], [phases], [default] or [test.N])");
+    snprintf(p->bad_section, sizeof p->bad_section, "%s", section);
+
+    if (parse_test_section(section, &number, &valid)) {
+        report(p, p->line, section, name,
+               "invalid test number (expected [test.N] with N from 1 to %u)", MAX_TEST_NUMBER);
+    } else {
+        report(p, p->line, section, name,
+               "unknown section (expected [device], [phases], [default] or [test.N])");
+    }
 }
 
-/* inih entry handler. Errors are counted in the parser, so it always
- * returns 1 and inih's own error line stays for syntax errors. */
+/* Handles one key of the file for inih. Errors are counted in the parser,
+ * so it always returns 1, and the line number that ini_parse_stream returns
+ * then points only at syntax errors. */
 static int handle_entry(void *user, const char *section, const char *name, const char *value)
 {
     struct parser *p = user;
@@ -611,12 +624,12 @@ static int handle_entry(void *user, const char *section, const char *name, const
         handle_test(p, section, &p->sc->default_test, name, value);
     } else if (parse_test_section(section, &number, &valid)) {
         if (!valid) {
-            report_unknown_section(p, section, name);
+            report_bad_section(p, section, name);
             return 1;
         }
         handle_test(p, section, find_or_add_test(p, number), name, value);
     } else {
-        report_unknown_section(p, section, name);
+        report_bad_section(p, section, name);
     }
     return 1;
 }

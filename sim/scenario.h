@@ -15,16 +15,16 @@ enum scenario_fault {
     SCENARIO_FAULT_SILENT,    /* replies stop once the test reaches analysing */
 };
 
-/* What one test returns. Masks have bit (1 << analyte code). Line numbers
- * are 0 for keys the file did not set; they let errors found after parsing
- * name their line. */
+/* Result and faults of one test. Masks have bit (1 << analyte code). Line
+ * numbers are 0 for keys the file did not set. They let errors found after
+ * parsing name their line. */
 struct scenario_test {
     uint32_t concentration[SALIVA_ANALYTE_LIMIT]; /* ng/mL times SALIVA_CONC_SCALE */
     uint16_t outcome;                             /* enum saliva_result_status */
     uint32_t over_range;
     uint32_t under_range;
     uint32_t control_invalid;
-    uint16_t error; /* enum saliva_error; SALIVA_ERR_NONE for a result */
+    uint16_t error; /* enum saliva_error, or SALIVA_ERR_NONE for a result */
     enum scenario_fault fault;
 
     int concentration_line[SALIVA_ANALYTE_LIMIT];

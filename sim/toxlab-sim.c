@@ -143,8 +143,9 @@ static int parse_options(int argc, char **argv, struct options *opts)
 }
 
 /* Blocks SIGTERM and SIGINT and returns a signalfd that reports them, so the
- * event loop sees a stop request between two polls without a race. SIGPIPE
- * is ignored because a closed standard output must not end the device. */
+ * event loop receives a stop request between two polls without a race.
+ * SIGPIPE is ignored because a closed standard output must not end the
+ * device. */
 static int open_signal_fd(void)
 {
     sigset_t stop_signals;

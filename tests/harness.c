@@ -233,7 +233,9 @@ static char *read_all(int fd, long long deadline, bool *timed_out)
 
 int harness_run(char *const argv[], char *const extra_env[], int timeout_ms, char **out, char **err)
 {
-    char err_path[] = "/tmp/toxlab-run-err-XXXXXX";
+    const char *base = getenv("TMPDIR");
+    char err_path[512];
+    snprintf(err_path, sizeof(err_path), "%s/toxlab-run-err-XXXXXX", base ? base : "/tmp");
     int err_fd = mkstemp(err_path);
     int out_pipe[2];
     long long deadline = monotonic_ms() + harness_ms(timeout_ms);

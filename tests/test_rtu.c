@@ -89,7 +89,8 @@ START_TEST(length_write_multiple_split)
 
     ck_assert_uint_eq(len, 15);
 
-    /* Byte by byte, as a pty may deliver it: unknown until the byte count. */
+    /* Byte by byte, as a pty may deliver it. The length stays unknown until
+     * the byte count arrives. */
     for (size_t have = 0; have < 7; have++) {
         ck_assert_int_eq(rtu_request_length(frame, have), 0);
     }
@@ -256,7 +257,7 @@ END_TEST
 
 START_TEST(parse_write_byte_count_mismatch)
 {
-    /* Count 2 but byte count 2: the frame is whole, its values are not. */
+    /* Count 2 with byte count 2 makes a whole frame with too few values. */
     uint8_t frame[RTU_MAX_FRAME] = {0x01, 0x10, 0x00, 0xC8, 0x00, 0x02, 0x02, 0x00, 0x01};
     struct rtu_request req;
     size_t len = append_crc(frame, 9);

@@ -25,8 +25,8 @@ static struct saliva_result sample_result(void)
     res.analytes[0] = (struct saliva_analyte_result){SALIVA_THC, 0, true, 0};
     res.analytes[1] = (struct saliva_analyte_result){SALIVA_METHAMPHETAMINE, 120500, true,
                                                      SALIVA_FLAG_OVER_RANGE};
-    res.analytes[2] = (struct saliva_analyte_result){SALIVA_KETAMINE, 0x00012345, false,
-                                                     SALIVA_FLAG_UNDER_RANGE};
+    res.analytes[2] =
+        (struct saliva_analyte_result){SALIVA_KETAMINE, 0x00012345, false, SALIVA_FLAG_UNDER_RANGE};
     return res;
 }
 
@@ -208,8 +208,7 @@ START_TEST(result_layout)
     ck_assert_uint_eq(third[3], 0);
 
     /* Entries past the panel are cleared. */
-    for (size_t i = SALIVA_RESULT_HEADER + 3 * SALIVA_ANALYTE_WORDS; i < SALIVA_RESULT_COUNT;
-         i++) {
+    for (size_t i = SALIVA_RESULT_HEADER + 3 * SALIVA_ANALYTE_WORDS; i < SALIVA_RESULT_COUNT; i++) {
         ck_assert_uint_eq(regs[i], 0);
     }
 }
@@ -269,11 +268,17 @@ END_TEST
 
 START_TEST(result_rejects_large_panel)
 {
-    struct saliva_result res = sample_result();
+    /* Room for a 13th entry, so that every entry the size claims contains a
+     * valid analyte and only the size check can reject it. */
+    uint16_t regs[SALIVA_RESULT_COUNT + SALIVA_ANALYTE_WORDS] = {0};
     struct saliva_result back;
-    uint16_t regs[SALIVA_RESULT_COUNT];
 
-    saliva_encode_result(&res, regs);
+    for (size_t i = 0; i < SALIVA_MAX_PANEL + 1; i++) {
+        regs[SALIVA_RESULT_HEADER + i * SALIVA_ANALYTE_WORDS] = SALIVA_THC;
+    }
+    regs[RESULT_PANEL_SIZE] = SALIVA_MAX_PANEL;
+    ck_assert_int_eq(saliva_decode_result(regs, &back), 0);
+
     regs[RESULT_PANEL_SIZE] = SALIVA_MAX_PANEL + 1;
     ck_assert_int_eq(saliva_decode_result(regs, &back), -1);
 
@@ -327,8 +332,9 @@ END_TEST
 START_TEST(analyte_names)
 {
     static const char *const expected[] = {
-        NULL,      "thc",     "amphetamine", "methamphetamine", "mdma",     "mda",
-        "cocaine", "benzoylecgonine", "codeine", "morphine",     "6-mam",    "ketamine",
+        NULL,      "thc",      "amphetamine", "methamphetamine",
+        "mdma",    "mda",      "cocaine",     "benzoylecgonine",
+        "codeine", "morphine", "6-mam",       "ketamine",
     };
 
     for (uint16_t code = 1; code < SALIVA_ANALYTE_LIMIT; code++) {

@@ -76,7 +76,8 @@ static void start_sim(struct sim *sim, const char *tag, const char *scenario, co
     expect_event(sim, "ready ", line, sizeof line);
 }
 
-/* Sends SIGTERM to the sim's PID and checks that it prints `stop` and exits 0. */
+/* Sends SIGTERM to the sim's PID and checks that it prints `stop` and exits 0.
+ * The temporary folder is removed only then, so a failed test leaves its log. */
 static void stop_sim(struct sim *sim)
 {
     char line[256];
@@ -95,6 +96,10 @@ static void stop_sim(struct sim *sim)
         close(sim->child.stdin_fd);
     }
     close(sim->child.stdout_fd);
+
+    unlink(sim->scenario_path);
+    unlink(sim->log_path);
+    rmdir(sim->dir);
     free(sim->dir);
 }
 
@@ -117,23 +122,25 @@ static void send_bytes(int fd, const uint8_t *bytes, size_t len)
     ck_assert_int_eq(write(fd, bytes, len), (ssize_t)len);
 }
 
-/* Returns the length of the reply frame that starts at buf, or 0 while the
- * bytes so far do not tell it. */
+/* Returns the length of the reply frame that starts at buf, as far as its
+ * first have bytes show it. While the length is still unknown the result is
+ * over have, so the caller reads on. */
 static size_t reply_length(const uint8_t *buf, size_t have)
 {
     if (have < 2) {
-        return 0;
+        return 2;
     }
     if (buf[1] & 0x80) {
         return 5;
     }
     if (buf[1] == RTU_FC_READ_HOLDING) {
-        return have < 3 ? 0 : 3 + (size_t)buf[2] + 2;
+        return have < 3 ? 3 : 3 + (size_t)buf[2] + 2;
     }
     return 8;
 }
 
-/* Reads one reply frame with a deadline and checks its CRC. */
+/* Reads one reply frame with a deadline and checks its CRC. It reads no
+ * byte past the frame, so back-to-back replies stay apart. */
 static size_t read_reply(int fd, uint8_t *buf)
 {
     struct timespec start;
@@ -143,7 +150,7 @@ static size_t read_reply(int fd, uint8_t *buf)
     for (;;) {
         size_t want = reply_length(buf, have);
 
-        if (want != 0 && have >= want) {
+        if (have >= want) {
             ck_assert_msg(rtu_crc16(buf, want) == 0, "reply of %zu bytes fails its CRC", want);
             return want;
         }
@@ -156,7 +163,7 @@ static size_t read_reply(int fd, uint8_t *buf)
 
         ck_assert_msg(left > 0 && poll(&pfd, 1, (int)left) > 0,
                       "no whole reply within %d ms (%zu bytes read)", REPLY_TIMEOUT_MS, have);
-        ssize_t got = read(fd, buf + have, RTU_MAX_FRAME - have);
+        ssize_t got = read(fd, buf + have, want - have);
         ck_assert_msg(got > 0, "read from the pty failed: %s", strerror(errno));
         have += (size_t)got;
     }
@@ -179,7 +186,7 @@ static void read_registers(int fd, uint16_t address, uint16_t count, uint16_t *v
     }
 }
 
-/* Writes host test ID and command to the control block; returns the
+/* Writes host test ID and command to the control block. Returns the
  * exception code, or 0 for a normal reply. */
 static uint8_t send_command(int fd, uint32_t host_id, uint16_t command)
 {
@@ -240,9 +247,9 @@ START_TEST(mbpoll_reads_identity)
     /* mbpoll's own timeout follows CK_TIMEOUT_MULTIPLIER, within its 10 s limit. */
     int ms = harness_ms(1000);
     snprintf(timeout, sizeof timeout, "%.2f", ms > 10000 ? 10.0 : ms / 1000.0);
-    char *argv[] = {"mbpoll", "-m",   "rtu", "-b", "19200", "-P", "even", "-d", "8",
-                    "-s",     "1",    "-a",  "1",  "-0",    "-r", "0",    "-c", "24",
-                    "-t",     "4:hex", "-1", "-o", timeout, sim.pty, NULL};
+    char *argv[] = {"mbpoll", "-m",    "rtu", "-b", "19200", "-P",    "even", "-d", "8",
+                    "-s",     "1",     "-a",  "1",  "-0",    "-r",    "0",    "-c", "24",
+                    "-t",     "4:hex", "-1",  "-o", timeout, sim.pty, NULL};
     int rc = harness_run(argv, NULL, 10000, &out, &err);
 
     ck_assert_msg(rc == 0, "mbpoll exited with %d: %s%s", rc, out, err);
@@ -318,6 +325,7 @@ END_TEST
 START_TEST(requests_split_and_joined)
 {
     struct sim sim;
+    char line[256];
     uint8_t frames[2 * RTU_MAX_FRAME];
     uint8_t reply[RTU_MAX_FRAME];
     uint16_t model = 0;
@@ -325,9 +333,13 @@ START_TEST(requests_split_and_joined)
     start_sim(&sim, "sim-split", "", NULL);
     int fd = open_port(&sim);
 
-    /* One request in two writes. */
+    /* One request in two reads. The sim serves the pty before standard
+     * input in each poll() round, so once the `unmute` event is out, the
+     * first 3 bytes have been read on their own. */
     size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_ID_MODEL, 1, frames);
     send_bytes(fd, frames, 3);
+    child_send(&sim.child, "unmute");
+    expect_event(&sim, "unmute", line, sizeof line);
     send_bytes(fd, frames + 3, len - 3);
     read_reply(fd, reply);
     ck_assert_uint_eq(reply[1], RTU_FC_READ_HOLDING);
@@ -344,6 +356,55 @@ START_TEST(requests_split_and_joined)
 
     read_registers(fd, SALIVA_ID_MODEL, 1, &model);
     ck_assert_uint_eq(model, SALIVA_MODEL_CODE);
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(cut_frame_dropped)
+{
+    struct sim sim;
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME];
+    uint16_t model = 0;
+
+    start_sim(&sim, "sim-cut", "", NULL);
+    int fd = open_port(&sim);
+
+    /* The rest of the frame never comes: after a silent gap the sim drops it. */
+    rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_ID_MODEL, 1, frame);
+    send_bytes(fd, frame, 3);
+    expect_event(&sim, "bad-frame ", line, sizeof line);
+    ck_assert_str_eq(line, "bad-frame reason=short bytes=3");
+
+    read_registers(fd, SALIVA_ID_MODEL, 1, &model);
+    ck_assert_uint_eq(model, SALIVA_MODEL_CODE);
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(unsupported_function_gets_exception)
+{
+    struct sim sim;
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME] = {0x01, 0x11};
+    uint8_t reply[RTU_MAX_FRAME];
+
+    start_sim(&sim, "sim-function", "", NULL);
+    int fd = open_port(&sim);
+
+    /* Function 17 (report server ID) has no length rule in rtu.c, so the
+     * sim frames it by the silence after it. */
+    uint16_t crc = rtu_crc16(frame, 2);
+    frame[2] = (uint8_t)(crc & 0xFF);
+    frame[3] = (uint8_t)(crc >> 8);
+    send_bytes(fd, frame, 4);
+    size_t len = read_reply(fd, reply);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_uint_eq(reply[1], 0x11 | 0x80);
+    ck_assert_uint_eq(reply[2], RTU_EX_ILLEGAL_FUNCTION);
+    expect_event(&sim, "exception ", line, sizeof line);
+    ck_assert_str_eq(line, "exception function=17 register=0 code=1");
+
     stop_sim(&sim);
 }
 END_TEST
@@ -413,6 +474,11 @@ START_TEST(start_result_ack)
     expect_event(&sim, "exception ", line, sizeof line);
     ck_assert_str_eq(line, "exception function=16 register=200 code=6");
 
+    /* The refused write changed no register. */
+    uint16_t control[SALIVA_CONTROL_COUNT];
+    read_registers(fd, SALIVA_CONTROL_ADDR, 2, control);
+    ck_assert_uint_eq(saliva_get_u32(control), host_id);
+
     ck_assert_uint_eq(send_command(fd, host_id, SALIVA_CMD_ACK_RESULT), 0);
     expect_event(&sim, "ack ", line, sizeof line);
     ck_assert_str_eq(line, "ack test=1 host_id=0x5c01e2aa");
@@ -479,7 +545,9 @@ START_TEST(hold_keeps_analysing)
     char line[256];
     struct saliva_status st;
 
-    start_sim(&sim, "sim-hold", FAST_PHASES, NULL);
+    /* With phases of 0 ms only the hold keeps the test from its result. */
+    start_sim(&sim, "sim-hold", "[phases]\ncartridge_ms = 0\ncollecting_ms = 0\nanalysing_ms = 0\n",
+              NULL);
     int fd = open_port(&sim);
 
     child_send(&sim.child, "hold");
@@ -553,7 +621,8 @@ START_TEST(scenario_error_names_line)
 
         harness_write_file(path, cases[i].text);
         int rc = harness_run(argv, NULL, EXIT_TIMEOUT_MS, &out, &err);
-        ck_assert_msg(rc == 2, "case %zu: exit code %d, expected 2; stderr: %s", i, rc, err);
+        ck_assert_msg(rc == 2, "case %zu: exit code %d, expected 2. Standard error: %s", i, rc,
+                      err);
         ck_assert_msg(strstr(err, cases[i].where) != NULL, "case %zu: no '%s' in: %s", i,
                       cases[i].where, err);
         ck_assert_msg(strstr(err, cases[i].key) != NULL, "case %zu: no '%s' in: %s", i,
@@ -619,6 +688,9 @@ START_TEST(eof_stops_only_when_asked)
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 0);
     close(sim.child.stdout_fd);
+    unlink(sim.scenario_path);
+    unlink(sim.log_path);
+    rmdir(sim.dir);
     free(sim.dir);
 
     /* Control: without --exit-on-eof the sim keeps serving. The end of file
@@ -650,6 +722,8 @@ static Suite *sim_suite(void)
     tcase_add_test(wire, bad_crc_gets_no_reply);
     tcase_add_test(wire, other_slave_ignored);
     tcase_add_test(wire, requests_split_and_joined);
+    tcase_add_test(wire, cut_frame_dropped);
+    tcase_add_test(wire, unsupported_function_gets_exception);
     tcase_add_test(wire, unmapped_read_gets_exception);
     suite_add_tcase(suite, wire);
 
