@@ -24,6 +24,7 @@ void config_defaults(struct config *config)
     snprintf(config->thresholds, sizeof(config->thresholds), "/etc/toxlab/thresholds.tsv");
     snprintf(config->timezone, sizeof(config->timezone), "Asia/Shanghai");
     config->max_clients = 64;
+    config->busy_timeout_ms = 5000;
 }
 
 static void instrument_defaults(struct instrument_config *inst, const char *id)
@@ -100,6 +101,9 @@ static int set_daemon_key(struct config *config, const char *key, const char *va
     }
     if (strcmp(key, "max_clients") == 0) {
         return parse_int(value, 1, 1024, &config->max_clients);
+    }
+    if (strcmp(key, "busy_timeout_ms") == 0) {
+        return parse_int(value, 0, 600000, &config->busy_timeout_ms);
     }
     return -2;
 }

@@ -33,6 +33,7 @@ struct config {
     char thresholds[PATH_MAX];
     char timezone[64];
     int max_clients;
+    int busy_timeout_ms; /* how long a write waits for another process's lock */
     size_t instrument_count;
     struct instrument_config instruments[CONFIG_MAX_INSTRUMENTS];
 };

@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BUSY_TIMEOUT_MS 5000
-
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS subjects ("
     " id TEXT PRIMARY KEY, id_type TEXT NOT NULL, number TEXT NOT NULL,"
@@ -132,7 +130,7 @@ static void copy_column(sqlite3_stmt *stmt, int column, char *out, size_t size)
     snprintf(out, size, "%s", text ? (const char *)text : "");
 }
 
-int db_open(const char *path, sqlite3 **db, char *err, size_t err_size)
+int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size_t err_size)
 {
     int rc = sqlite3_open_v2(
         path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
@@ -144,7 +142,7 @@ int db_open(const char *path, sqlite3 **db, char *err, size_t err_size)
         *db = NULL;
         return -1;
     }
-    sqlite3_busy_timeout(*db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(*db, busy_timeout_ms);
     sqlite3_extended_result_codes(*db, 1);
     if (exec_sql(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                       " PRAGMA foreign_keys=ON;") != 0 ||

@@ -44,7 +44,7 @@ struct result_context {
     int collection_date;
 };
 
-int db_open(const char *path, sqlite3 **db, char *err, size_t err_size);
+int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size_t err_size);
 void db_close(sqlite3 *db);
 int db_begin(sqlite3 *db);
 int db_commit(sqlite3 *db);

@@ -188,7 +188,7 @@ static void run_acknowledge(struct line *line, uint32_t host_test_id)
     int status = line->ops->acknowledge(line->driver_state, host_test_id, err, sizeof(err));
 
     if (status != DRIVER_OK) {
-        /* The analyzer still holds the result; the next poll reads it again. */
+        /* The analyzer keeps the result until acknowledged, so the next poll reads it again. */
         report_failure(line, status, err);
         line->awaiting_ack = false;
         return;
@@ -303,8 +303,8 @@ static void poll_test(struct line *line)
 }
 
 /* Polls an analyzer that has no active test: a failure is reported like any
- * other, and a test it holds is reported once, so the loop can match it to
- * a test that an earlier run of the daemon started. */
+ * other, and a test it still runs or keeps a result for is reported once, so the loop can match it
+ * to a test that an earlier run of the daemon started. */
 static void poll_idle(struct line *line)
 {
     char err[DRIVER_ERR_SIZE];

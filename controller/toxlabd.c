@@ -138,7 +138,8 @@ static int open_database(struct daemon *daemon)
 {
     char err[512];
 
-    if (db_open(daemon->config.database, &daemon->db, err, sizeof(err)) != 0) {
+    if (db_open(daemon->config.database, daemon->config.busy_timeout_ms, &daemon->db, err,
+                sizeof(err)) != 0) {
         log_msg(LOG_ERR, "%s", err);
         return -1;
     }
@@ -150,7 +151,7 @@ static int open_database(struct daemon *daemon)
 }
 
 /* Tests left open by an earlier run end as interrupted. When their analyzer
- * still holds them, the line reports it on connecting and the test resumes. */
+ * still runs them, the idle line reports that and the test resumes. */
 static void interrupt_left_open(const struct test_row *row, void *user)
 {
     struct daemon *daemon = user;
@@ -291,7 +292,13 @@ int main(int argc, char **argv)
     if (parsed >= 0) {
         return parsed;
     }
-    log_set_level(opts.verbosity >= 2 ? LOG_DEBUG : opts.verbosity == 1 ? LOG_INFO : LOG_NOTICE);
+    if (opts.verbosity >= 2) {
+        log_set_level(LOG_DEBUG);
+    } else if (opts.verbosity == 1) {
+        log_set_level(LOG_INFO);
+    } else {
+        log_set_level(LOG_NOTICE);
+    }
     if (load_config(&opts, &daemon.config) != 0) {
         return EXIT_FAILURE;
     }

@@ -145,7 +145,7 @@ bool child_wait_line(struct child *child, const char *prefix, int timeout_ms, ch
         }
         long long left = deadline - monotonic_ms();
         struct pollfd pfd = {.fd = child->stdout_fd, .events = POLLIN};
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
+        if (poll(&pfd, 1, left > 0 ? (int)left : 0) <= 0) {
             return false;
         }
         ssize_t got = read(child->stdout_fd, child->buffer + child->buffered,

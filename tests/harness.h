@@ -39,7 +39,8 @@ void child_spawn(struct child *child, char *const argv[], char *const extra_env[
 
 /* Reads standard output lines until one starts with `prefix`; copies it
  * into line. Returns false on timeout or end of file. Lines read on the way
- * are appended to the child's log. */
+ * are appended to the child's log. A timeout of 0 reads only the lines
+ * already written, without waiting. */
 bool child_wait_line(struct child *child, const char *prefix, int timeout_ms, char *line,
                      size_t size);
 

@@ -69,7 +69,8 @@ static void write_config(struct rig *rig, const char *extra)
              harness_program("TOXLAB_SOURCE_DIR"));
     snprintf(text, sizeof(text),
              "[daemon]\nlab_id = TEST1\ndatabase = %s\nsocket = %s\nsocket_group = %u\n"
-             "thresholds = %s\n\n[instrument.saliva-1]\ndriver = saliva\ndevice = %s\n"
+             "thresholds = %s\nbusy_timeout_ms = 50\n\n[instrument.saliva-1]\ndriver = "
+             "saliva\ndevice = %s\n"
              "poll_interval_ms = 20\nresponse_timeout_ms = 200\nretry_ms = 50\n%s",
              rig->database, rig->socket, (unsigned)getgid(), thresholds, rig->pty,
              extra ? extra : "");
@@ -449,9 +450,9 @@ START_TEST(wrong_echo_rejected)
                   "%s", text);
     ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 0);
     ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM decisions WHERE decision = 'flag'"), 0);
-    rig_stop(&rig);
-    ck_assert_msg(!harness_wait_file(rig.sim.log_path, "ack test=1", 0),
+    ck_assert_msg(!child_wait_line(&rig.sim, "ack test=1", 0, text, sizeof(text)),
                   "the mismatched result was acknowledged");
+    rig_stop(&rig);
 }
 END_TEST
 
@@ -624,7 +625,7 @@ START_TEST(bad_config_names_line)
     write_config(&rig, "response_timout_ms = 5\n");
     char *argv[] = {(char *)harness_program("TOXLABD"), "-c", rig_file(&rig, "toxlab.conf"), NULL};
     ck_assert_int_eq(harness_run(argv, NULL, CLIENT_MS, &out, &err), 1);
-    assert_contains(err, "toxlab.conf:14: unknown key 'response_timout_ms' in "
+    assert_contains(err, "toxlab.conf:15: unknown key 'response_timout_ms' in "
                          "[instrument.saliva-1]");
     free(out);
     free(err);
@@ -715,6 +716,43 @@ START_TEST(restart_resumes_held_test)
 }
 END_TEST
 
+START_TEST(result_kept_while_database_locked)
+{
+    struct rig rig;
+    char line[256];
+    char test_id[64];
+    char *out;
+    char *err;
+    sqlite3 *db;
+
+    rig_start(&rig, fast_phases, NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    child_send(&rig.sim, "hold");
+    ck_assert(child_wait_line(&rig.sim, "hold", EVENT_MS, line, sizeof(line)));
+    start_detached(&rig, test_id, sizeof(test_id));
+    ck_assert(
+        child_wait_line(&rig.sim, "phase test=1 state=analysing", EVENT_MS, line, sizeof(line)));
+
+    /* Another process holds the write lock when the result arrives. */
+    ck_assert_int_eq(sqlite3_open(rig.database, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    child_send(&rig.sim, "release");
+    ck_assert(harness_wait_file(rig.daemon.log_path, "storing the result failed", EVENT_MS));
+    ck_assert_msg(!child_wait_line(&rig.sim, "ack test=1", 0, line, sizeof(line)),
+                  "the analyzer was told to forget a result that did not commit");
+    ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    /* Once the lock is gone the result is read again, stored and acknowledged. */
+    ck_assert_int_eq(client(&rig, &out, &err, "test", "watch", test_id, NULL), 0);
+    free(out);
+    free(err);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 1);
+    ck_assert(child_wait_line(&rig.sim, "ack test=1", EVENT_MS, line, sizeof(line)));
+    rig_stop(&rig);
+}
+END_TEST
+
 static Suite *e2e_suite(void)
 {
     Suite *suite = suite_create("e2e");
@@ -725,6 +763,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(flow, acknowledge_follows_commit);
     tcase_add_test(flow, abort_running_test);
     tcase_add_test(flow, restart_resumes_held_test);
+    tcase_add_test(flow, result_kept_while_database_locked);
     tcase_add_test(faults, unknown_instrument_rejected);
     tcase_add_test(faults, malformed_subject_rejected);
     tcase_add_test(faults, silent_analyzer_interrupted);
