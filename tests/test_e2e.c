@@ -77,6 +77,24 @@ static void write_config(struct rig *rig, const char *extra)
     harness_write_file(rig_file(rig, "toxlab.conf"), text);
 }
 
+/* Puts the words of TOXLAB_DAEMON_WRAPPER (e.g. a valgrind command line)
+ * into argv and returns their count; the daemon's own arguments follow. */
+static int daemon_wrapper(char *argv[16])
+{
+    static char words[1024];
+    const char *wrapper = getenv("TOXLAB_DAEMON_WRAPPER");
+    int count = 0;
+
+    if (wrapper == NULL) {
+        return 0;
+    }
+    snprintf(words, sizeof(words), "%s", wrapper);
+    for (char *word = strtok(words, " "); word != NULL && count < 10; word = strtok(NULL, " ")) {
+        argv[count++] = word;
+    }
+    return count;
+}
+
 static void start_daemon(struct rig *rig)
 {
     char notify_path[512];
@@ -89,7 +107,10 @@ static void start_daemon(struct rig *rig)
     snprintf(log_path, sizeof(log_path), "%s/toxlabd.log", rig->dir);
     snprintf(env_notify, sizeof(env_notify), "NOTIFY_SOCKET=%s", notify_path);
     int notify_fd = notify_open(notify_path);
-    char *argv[] = {(char *)harness_program("TOXLABD"), "-c", config_path, "-d", NULL};
+    char *argv[16];
+    int argc = daemon_wrapper(argv);
+    char *tail[] = {(char *)harness_program("TOXLABD"), "-c", config_path, "-d", NULL};
+    memcpy(argv + argc, tail, sizeof(tail));
     char *env[] = {env_notify, NULL};
     child_spawn(&rig->daemon, argv, env, log_path, false, false);
     rig->daemon_running = true;
