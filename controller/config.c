@@ -1,10 +1,14 @@
 #include "controller/config.h"
 
+#include "protocol/decimal.h"
+
+#include <errno.h>
 #include <ini.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define INSTRUMENT_PREFIX "instrument."
 
@@ -24,6 +28,17 @@ void config_defaults(struct config *config)
     snprintf(config->thresholds, sizeof(config->thresholds), "/etc/toxlab/thresholds.tsv");
     snprintf(config->timezone, sizeof(config->timezone), "Asia/Shanghai");
     config->max_clients = 64;
+    config->alcohol.factor = 2200;
+    snprintf(config->alcohol.drink_limit, sizeof(config->alcohol.drink_limit), "20");
+    snprintf(config->alcohol.drunk_limit, sizeof(config->alcohol.drunk_limit), "80");
+    config->alcohol.drink_micro = 20 * DECIMAL_SCALE;
+    config->alcohol.drunk_micro = 80 * DECIMAL_SCALE;
+    snprintf(config->alcohol.source, sizeof(config->alcohol.source),
+             "GB 19522-2010 Table 1 (limits); breath to blood 1:2200");
+    config->alcohol.blood_on =
+        BLOOD_ON_DRUNK | BLOOD_ON_REFUSAL | BLOOD_ON_DISPUTE | BLOOD_ON_CRASH;
+    snprintf(config->alcohol.blood_source, sizeof(config->alcohol.blood_source),
+             "MPS Order 157 Art. 36 (toxlab's reading)");
     config->busy_timeout_ms = 5000;
 }
 
@@ -183,6 +198,72 @@ static struct instrument_config *instrument_for(struct config *config, const cha
     return inst;
 }
 
+static int set_limit(char *text, size_t size, int64_t *micro, const char *value)
+{
+    int64_t parsed;
+
+    if (decimal_parse(value, &parsed) != 0 || parsed <= 0) {
+        return -1;
+    }
+    *micro = parsed;
+    return set_text(text, size, value);
+}
+
+static int set_blood_on(unsigned *mask, const char *value)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } triggers[] = {{"drunk", BLOOD_ON_DRUNK},
+                    {"refusal", BLOOD_ON_REFUSAL},
+                    {"dispute", BLOOD_ON_DISPUTE},
+                    {"crash", BLOOD_ON_CRASH}};
+    char copy[128];
+    unsigned result = 0;
+
+    if (set_text(copy, sizeof(copy), value) != 0) {
+        return -1;
+    }
+    for (char *word = strtok(copy, ", "); word != NULL; word = strtok(NULL, ", ")) {
+        size_t i = 0;
+        while (i < sizeof(triggers) / sizeof(triggers[0]) && strcmp(word, triggers[i].name) != 0) {
+            i++;
+        }
+        if (i == sizeof(triggers) / sizeof(triggers[0])) {
+            return -1;
+        }
+        result |= triggers[i].bit;
+    }
+    *mask = result;
+    return 0;
+}
+
+static int set_alcohol_key(struct alcohol_config *alcohol, const char *key, const char *value)
+{
+    if (strcmp(key, "factor") == 0) {
+        return parse_int(value, 1000, 5000, &alcohol->factor);
+    }
+    if (strcmp(key, "drink_limit") == 0) {
+        return set_limit(alcohol->drink_limit, sizeof(alcohol->drink_limit), &alcohol->drink_micro,
+                         value);
+    }
+    if (strcmp(key, "drunk_limit") == 0) {
+        return set_limit(alcohol->drunk_limit, sizeof(alcohol->drunk_limit), &alcohol->drunk_micro,
+                         value);
+    }
+    if (strcmp(key, "source") == 0) {
+        return value[0] ? set_text(alcohol->source, sizeof(alcohol->source), value) : -1;
+    }
+    if (strcmp(key, "blood_on") == 0) {
+        return set_blood_on(&alcohol->blood_on, value);
+    }
+    if (strcmp(key, "blood_source") == 0) {
+        return value[0] ? set_text(alcohol->blood_source, sizeof(alcohol->blood_source), value)
+                        : -1;
+    }
+    return -2;
+}
+
 /* Applies one key; returns 0 or -1 with err holding the reason. */
 static int apply_key(struct config *config, const char *section, const char *key, const char *value,
                      char *err, size_t err_size)
@@ -191,6 +272,8 @@ static int apply_key(struct config *config, const char *section, const char *key
 
     if (strcmp(section, "daemon") == 0) {
         status = set_daemon_key(config, key, value);
+    } else if (strcmp(section, "alcohol") == 0) {
+        status = set_alcohol_key(&config->alcohol, key, value);
     } else if (strncmp(section, INSTRUMENT_PREFIX, strlen(INSTRUMENT_PREFIX)) == 0) {
         struct instrument_config *inst =
             instrument_for(config, section + strlen(INSTRUMENT_PREFIX));
@@ -240,7 +323,8 @@ int config_load(struct config *config, const char *path, char *err, size_t err_s
     int line = ini_parse(path, config_ini_handler, &state);
 
     if (line == -1) {
-        snprintf(err, err_size, "%s: cannot open the configuration file", path);
+        snprintf(err, err_size, "%s: cannot open the configuration file: %s", path,
+                 strerror(errno));
         return -1;
     }
     if (line != 0) {
@@ -276,8 +360,34 @@ int config_override(struct config *config, const char *assignment, char *err, si
     return 0;
 }
 
+/* Reports whether zone names a time zone of the system's database. */
+static bool known_timezone(const char *zone)
+{
+    char path[PATH_MAX];
+
+    if (strcmp(zone, "UTC") == 0) {
+        return true;
+    }
+    if (zone[0] == '\0' || zone[0] == '/' || strstr(zone, "..") != NULL) {
+        return false;
+    }
+    snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", zone);
+    return access(path, R_OK) == 0;
+}
+
 int config_validate(const struct config *config, char *err, size_t err_size)
 {
+    if (!known_timezone(config->timezone)) {
+        snprintf(err, err_size,
+                 "[daemon]: timezone '%s' is not in /usr/share/zoneinfo (e.g. Asia/Shanghai, UTC)",
+                 config->timezone);
+        return -1;
+    }
+    if (config->alcohol.drunk_micro <= config->alcohol.drink_micro) {
+        snprintf(err, err_size, "[alcohol]: drunk_limit %s is not above drink_limit %s",
+                 config->alcohol.drunk_limit, config->alcohol.drink_limit);
+        return -1;
+    }
     for (size_t i = 0; i < config->instrument_count; i++) {
         const struct instrument_config *inst = &config->instruments[i];
         if (inst->driver[0] == '\0') {

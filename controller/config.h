@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONFIG_MAX_INSTRUMENTS 16
 #define INSTRUMENT_ID_MAX 31
@@ -25,6 +26,24 @@ struct instrument_config {
     int grace_period_ms;
 };
 
+/* Blood-sample triggers, as bits of alcohol_config.blood_on. */
+#define BLOOD_ON_DRUNK 0x1   /* a breath result in the drunk band */
+#define BLOOD_ON_REFUSAL 0x2 /* the subject refused the breath test */
+#define BLOOD_ON_DISPUTE 0x4 /* the driver disputes the breath result */
+#define BLOOD_ON_CRASH 0x8   /* a crash after drinking */
+
+/* How breath alcohol is judged; every value is stored with each result. */
+struct alcohol_config {
+    int factor;           /* breath to blood, 2200 for 1:2200 */
+    char drink_limit[16]; /* mg/100 mL, decimal text */
+    char drunk_limit[16];
+    int64_t drink_micro; /* the same in micro-units */
+    int64_t drunk_micro;
+    char source[160];
+    unsigned blood_on;
+    char blood_source[160];
+};
+
 struct config {
     char lab_id[17];
     char database[PATH_MAX];
@@ -34,6 +53,7 @@ struct config {
     char timezone[64];
     int max_clients;
     int busy_timeout_ms; /* how long a write waits for another process's lock */
+    struct alcohol_config alcohol;
     size_t instrument_count;
     struct instrument_config instruments[CONFIG_MAX_INSTRUMENTS];
 };

@@ -53,6 +53,7 @@ struct client {
 struct daemon {
     struct config config;
     sqlite3 *db;
+    int db_lock_fd; /* flock on DATABASE-toxlabd.lock: one daemon per database */
     struct threshold_set thresholds;
     size_t instrument_count;
     struct instrument instruments[CONFIG_MAX_INSTRUMENTS];

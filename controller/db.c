@@ -1,7 +1,9 @@
 #include "controller/db.h"
 
+#include "controller/alcohol.h"
 #include "controller/log.h"
 #include "controller/timefmt.h"
+#include "protocol/breath_map.h"
 #include "protocol/decimal.h"
 
 #include <stdio.h>
@@ -38,7 +40,17 @@ static const char schema[] =
     " serial TEXT, firmware TEXT, calibration TEXT, cartridge_lot TEXT, cartridge_expiry TEXT,"
     " matrix TEXT NOT NULL, tier TEXT NOT NULL, invalid_reason TEXT,"
     " received TEXT NOT NULL, clock_synced INTEGER NOT NULL, timezone TEXT NOT NULL,"
-    " threshold_version TEXT NOT NULL REFERENCES threshold_sets(version));"
+    " threshold_version TEXT NOT NULL REFERENCES threshold_sets(version),"
+    " calibration_due TEXT,"
+    " breath_outcome TEXT CHECK (breath_outcome IN ('measured', 'invalid', 'refused')),"
+    " breath_raw INTEGER, breath_flags INTEGER, temperature INTEGER,"
+    " alcohol_band TEXT CHECK (alcohol_band IN ('below', 'drink', 'drunk')),"
+    " blood_equivalent TEXT, alcohol_factor INTEGER, drink_limit TEXT, drunk_limit TEXT,"
+    " alcohol_source TEXT);"
+    "CREATE TABLE IF NOT EXISTS stop_notes ("
+    " stop_id TEXT NOT NULL REFERENCES stops(id),"
+    " kind TEXT NOT NULL CHECK (kind IN ('dispute', 'crash')), created TEXT NOT NULL,"
+    " uid INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS result_analytes ("
     " result_id TEXT NOT NULL REFERENCES results(id), position INTEGER NOT NULL,"
     " analyte TEXT NOT NULL, value_text TEXT NOT NULL, value_micro INTEGER NOT NULL,"
@@ -446,12 +458,23 @@ int db_open_tests(sqlite3 *db, void (*visit)(const struct test_row *row, void *u
     if (stmt == NULL) {
         return -1;
     }
+    /* Rows are collected first because visit may change them. */
+    struct test_row *rows = NULL;
+    size_t count = 0;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        struct test_row row;
-        read_test_columns(stmt, &row);
-        visit(&row, user);
+        struct test_row *grown = realloc(rows, (count + 1) * sizeof(*rows));
+        if (grown == NULL) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        rows = grown;
+        read_test_columns(stmt, &rows[count++]);
     }
     sqlite3_finalize(stmt);
+    for (size_t i = 0; rc == SQLITE_DONE && i < count; i++) {
+        visit(&rows[i], user);
+    }
+    free(rows);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -471,6 +494,40 @@ int db_threshold_set_store(sqlite3 *db, const struct threshold_set *set)
     return run_stmt(db, stmt);
 }
 
+/* Binds the breath columns (?15..?25) of a result row, all NULL for other results. */
+static void bind_breath(sqlite3_stmt *stmt, const struct driver_result *result,
+                        const struct alcohol_config *alcohol)
+{
+    const struct driver_breath *breath = &result->breath;
+    char blood[32];
+
+    if (!breath->present) {
+        return;
+    }
+    const char *outcome = breath->refused          ? "refused"
+                          : result->invalid_reason ? "invalid"
+                                                   : "measured";
+    sqlite3_bind_text(stmt, 15, outcome, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 24, alcohol->factor);
+    sqlite3_bind_text(stmt, 25, alcohol->drink_limit, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 26, alcohol->drunk_limit, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 27, alcohol->source, -1, SQLITE_TRANSIENT);
+    if (breath->refused) {
+        return;
+    }
+    sqlite3_bind_int64(stmt, 16, breath->raw);
+    sqlite3_bind_int(stmt, 17, (int)breath->flags);
+    sqlite3_bind_int(stmt, 18, breath->temperature);
+    if (result->invalid_reason == NULL) {
+        int64_t blood_micro = alcohol_blood_micro(breath->raw, alcohol->factor);
+        enum alcohol_band band =
+            alcohol_band_of(blood_micro, alcohol->drink_micro, alcohol->drunk_micro);
+        decimal_format(blood_micro, 1, blood, sizeof(blood));
+        sqlite3_bind_text(stmt, 19, alcohol_band_name(band), -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 20, blood, -1, SQLITE_TRANSIENT);
+    }
+}
+
 static int insert_result_row(sqlite3 *db, const char *id, const struct test_row *test,
                              const struct driver_result *result,
                              const struct result_context *context)
@@ -482,10 +539,12 @@ static int insert_result_row(sqlite3 *db, const char *id, const struct test_row 
     now_text(received);
     stmt = prepare(db, "INSERT INTO results (id, test_id, instrument, serial, firmware,"
                        " calibration, cartridge_lot, cartridge_expiry, matrix, tier,"
-                       " invalid_reason, received, timezone, threshold_version, host_test_id,"
-                       " sequence, clock_synced)"
+                       " invalid_reason, received, timezone, threshold_version, breath_outcome,"
+                       " breath_raw, breath_flags, temperature, alcohol_band, blood_equivalent,"
+                       " host_test_id, sequence, clock_synced, alcohol_factor, drink_limit,"
+                       " drunk_limit, alcohol_source, calibration_due)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-                       " ?15, ?16, ?17)");
+                       " ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)");
     if (stmt == NULL) {
         return -1;
     }
@@ -504,9 +563,13 @@ static int insert_result_row(sqlite3 *db, const char *id, const struct test_row 
                           context->timezone,
                           context->thresholds->version};
     bind_texts(stmt, 14, args);
-    sqlite3_bind_int64(stmt, 15, result->host_test_id);
-    sqlite3_bind_int64(stmt, 16, result->sequence);
-    sqlite3_bind_int(stmt, 17, time_clock_synchronised());
+    bind_breath(stmt, result, context->alcohol);
+    sqlite3_bind_int64(stmt, 21, result->host_test_id);
+    sqlite3_bind_int64(stmt, 22, result->sequence);
+    sqlite3_bind_int(stmt, 23, time_clock_synchronised());
+    if (identity->calibration_due[0] != '\0') {
+        sqlite3_bind_text(stmt, 28, identity->calibration_due, -1, SQLITE_TRANSIENT);
+    }
     return run_stmt(db, stmt);
 }
 
@@ -589,11 +652,12 @@ int db_stop_ended(sqlite3 *db, const char *stop_id)
     return open < 0 ? -1 : !open;
 }
 
-/* Adds to actions the follow-up for every test that ended without a result. */
-static int add_unfinished_actions(sqlite3 *db, const char *stop_id, json_t *actions)
+/* Appends one action for each row of a query on stop_id that selects two
+ * text columns: prefix, first column, middle, second column, suffix. */
+static int append_actions(sqlite3 *db, const char *sql, const char *stop_id,
+                          const char *const parts[3], json_t *actions)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT instrument, state FROM tests WHERE stop_id = ?1"
-                                     " AND state <> 'completed' ORDER BY created");
+    sqlite3_stmt *stmt = prepare(db, sql);
     int rc;
 
     if (stmt == NULL) {
@@ -601,14 +665,91 @@ static int add_unfinished_actions(sqlite3 *db, const char *stop_id, json_t *acti
     }
     bind_texts(stmt, 1, &stop_id);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        char action[128];
-        snprintf(action, sizeof(action), "repeat the test: %s %s",
-                 (const char *)sqlite3_column_text(stmt, 0),
-                 (const char *)sqlite3_column_text(stmt, 1));
+        char action[256];
+        const unsigned char *first = sqlite3_column_text(stmt, 0);
+        const unsigned char *second = sqlite3_column_text(stmt, 1);
+        snprintf(action, sizeof(action), "%s%s%s%s%s", parts[0], first ? (const char *)first : "",
+                 parts[1], second ? (const char *)second : "", parts[2]);
         json_array_append_new(actions, json_string(action));
     }
     sqlite3_finalize(stmt);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Adds the follow-up for tests without a usable result: repeats for tests
+ * that ended without one, and for results or analytes the analyzer or the
+ * threshold set left invalid. */
+static int add_repeat_actions(sqlite3 *db, const char *stop_id, json_t *actions)
+{
+    static const char unfinished[] =
+        "SELECT instrument, state FROM tests WHERE stop_id = ?1 AND state IN ('failed',"
+        " 'aborted', 'interrupted') ORDER BY created, id";
+    static const char invalid_results[] =
+        "SELECT t.instrument, r.invalid_reason FROM results r JOIN tests t ON t.id = r.test_id"
+        " WHERE t.stop_id = ?1 AND r.invalid_reason IS NOT NULL AND"
+        " (r.breath_outcome IS NULL OR r.breath_outcome <> 'refused') ORDER BY t.created, t.id";
+    static const char invalid_analytes[] =
+        "SELECT a.analyte, a.reason FROM result_analytes a JOIN results r ON r.id = a.result_id"
+        " JOIN tests t ON t.id = r.test_id WHERE t.stop_id = ?1 AND r.invalid_reason IS NULL"
+        " AND a.outcome = 'invalid' ORDER BY t.created, a.position";
+
+    static const char *const repeat[3] = {"repeat the test: ", " ", ""};
+    static const char *const repeat_invalid[3] = {"repeat the test: ", " result invalid (", ")"};
+    static const char *const not_screened[3] = {"", " not screened: ", ""};
+
+    if (append_actions(db, unfinished, stop_id, repeat, actions) != 0 ||
+        append_actions(db, invalid_results, stop_id, repeat_invalid, actions) != 0) {
+        return -1;
+    }
+    return append_actions(db, invalid_analytes, stop_id, not_screened, actions);
+}
+
+/* Returns the reasons for a blood sample in this stop, joined with "; ",
+ * under the configured triggers; empty when none applies. */
+static int blood_reasons(sqlite3 *db, const char *stop_id, const struct alcohol_config *alcohol,
+                         char *out, size_t size)
+{
+    sqlite3_stmt *stmt =
+        prepare(db, "SELECT (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
+                    " t.stop_id = ?1 AND r.alcohol_band = 'drunk'),"
+                    " (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
+                    " t.stop_id = ?1 AND r.breath_outcome = 'refused'),"
+                    " (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
+                    " t.stop_id = ?1 AND r.breath_outcome IS NOT NULL),"
+                    " (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
+                    " t.stop_id = ?1 AND r.alcohol_band IN ('drink', 'drunk')),"
+                    " (SELECT count(*) FROM stop_notes WHERE stop_id = ?1 AND kind = 'dispute'),"
+                    " (SELECT count(*) FROM stop_notes WHERE stop_id = ?1 AND kind = 'crash')");
+
+    out[0] = '\0';
+    if (stmt == NULL) {
+        return -1;
+    }
+    bind_texts(stmt, 1, &stop_id);
+    if (sqlite3_step(stmt) != SQLITE_ROW) {
+        sqlite3_finalize(stmt);
+        return -1;
+    }
+    const struct {
+        unsigned trigger;
+        bool applies;
+        const char *reason;
+    } reasons[] = {
+        {BLOOD_ON_DRUNK, sqlite3_column_int(stmt, 0) > 0, "drunk-driving breath result"},
+        {BLOOD_ON_REFUSAL, sqlite3_column_int(stmt, 1) > 0, "refused the breath test"},
+        {BLOOD_ON_DISPUTE, sqlite3_column_int(stmt, 4) > 0 && sqlite3_column_int(stmt, 2) > 0,
+         "breath result disputed"},
+        {BLOOD_ON_CRASH, sqlite3_column_int(stmt, 5) > 0 && sqlite3_column_int(stmt, 3) > 0,
+         "crash after drinking"},
+    };
+    sqlite3_finalize(stmt);
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        if ((alcohol->blood_on & reasons[i].trigger) && reasons[i].applies) {
+            size_t used = strlen(out);
+            snprintf(out + used, size - used, "%s%s", used ? "; " : "", reasons[i].reason);
+        }
+    }
+    return 0;
 }
 
 /* Collects the IDs of results with a presumptive analyte. */
@@ -658,24 +799,34 @@ static int insert_decision(sqlite3 *db, const char *id, const char *stop_id, con
     return status;
 }
 
-int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id)
+int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id,
+                   const struct alcohol_config *alcohol)
 {
     char id[RECORD_ID_SIZE];
+    char blood[256];
     json_t *rules = json_array();
     json_t *evidence = json_array();
     json_t *actions = json_array();
     int status = -1;
 
-    if (presumptive_evidence(db, stop_id, evidence) == 0 &&
-        add_unfinished_actions(db, stop_id, actions) == 0) {
+    if (blood_reasons(db, stop_id, alcohol, blood, sizeof(blood)) == 0 &&
+        presumptive_evidence(db, stop_id, evidence) == 0) {
         bool flag = json_array_size(evidence) > 0;
+        if (blood[0] != '\0') {
+            char action[300];
+            snprintf(action, sizeof(action), "blood sample required (%s)", blood);
+            json_array_append_new(actions, json_string(action));
+        }
         if (flag) {
             json_array_append_new(rules,
                                   json_pack("{ss ss}", "id", "L10", "text", screen_rule_text));
-            json_array_insert_new(actions, 0, json_string("laboratory specimen required"));
+            json_array_append_new(actions, json_string("laboratory specimen required"));
         }
-        record_id_new(lab, id);
-        status = insert_decision(db, id, stop_id, flag ? "flag" : "none", rules, evidence, actions);
+        if (add_repeat_actions(db, stop_id, actions) == 0) {
+            record_id_new(lab, id);
+            status =
+                insert_decision(db, id, stop_id, flag ? "flag" : "none", rules, evidence, actions);
+        }
     }
     json_decref(rules);
     json_decref(evidence);
@@ -768,13 +919,63 @@ static json_t *analytes_json(sqlite3 *db, const char *result_id)
     return list;
 }
 
+/* Builds the breath object from the result columns starting at `first`:
+ * outcome, raw, flags, temperature, band, blood equivalent, factor, drink
+ * and drunk limits, source. */
+static json_t *breath_json(sqlite3_stmt *stmt, int first)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } flag_names[] = {{BREATH_FLAG_INSUFFICIENT_VOLUME, "insufficient-volume"},
+                      {BREATH_FLAG_INTERRUPTED_BLOW, "interrupted-blow"},
+                      {BREATH_FLAG_MOUTH_ALCOHOL, "mouth-alcohol"},
+                      {BREATH_FLAG_TEMPERATURE, "temperature"}};
+    json_t *obj = json_object();
+    json_t *flags = json_array();
+    char text[32];
+
+    set_text_column(obj, "outcome", stmt, first);
+    if (sqlite3_column_type(stmt, first + 1) != SQLITE_NULL) {
+        int64_t raw = sqlite3_column_int64(stmt, first + 1);
+        decimal_format(raw * (DECIMAL_SCALE / BREATH_ALCOHOL_SCALE), 1, text, sizeof(text));
+        json_object_set_new(obj, "value", json_string(text));
+        json_object_set_new(obj, "unit", json_string("ug/L"));
+        json_object_set_new(obj, "raw", json_integer(raw));
+        decimal_format((int64_t)sqlite3_column_int(stmt, first + 3) * (DECIMAL_SCALE / 10), 1, text,
+                       sizeof(text));
+        json_object_set_new(obj, "temperature", json_string(text));
+    }
+    set_text_column(obj, "band", stmt, first + 4);
+    set_text_column(obj, "blood_equivalent", stmt, first + 5);
+    if (sqlite3_column_type(stmt, first + 5) != SQLITE_NULL) {
+        json_object_set_new(obj, "blood_unit", json_string("mg/100mL"));
+    }
+    snprintf(text, sizeof(text), "%d", sqlite3_column_int(stmt, first + 6));
+    json_object_set_new(obj, "factor", json_string(text));
+    set_text_column(obj, "drink_limit", stmt, first + 7);
+    set_text_column(obj, "drunk_limit", stmt, first + 8);
+    set_text_column(obj, "source", stmt, first + 9);
+    unsigned bits = (unsigned)sqlite3_column_int(stmt, first + 2);
+    for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++) {
+        if (bits & flag_names[i].bit) {
+            json_array_append_new(flags, json_string(flag_names[i].name));
+        }
+    }
+    json_object_set_new(obj, "flags", flags);
+    return obj;
+}
+
 static json_t *result_json(sqlite3 *db, const char *test_id)
 {
     sqlite3_stmt *stmt = prepare(
         db, "SELECT r.id, r.test_id, r.instrument, r.serial, r.firmware, r.calibration,"
             " r.cartridge_lot, r.cartridge_expiry, r.matrix, r.tier, r.invalid_reason,"
             " r.received, r.clock_synced, r.timezone, r.threshold_version, ts.label,"
-            " s.barcode, s.collected, r.host_test_id, r.sequence"
+            " s.barcode, s.collected, r.host_test_id, r.sequence, r.calibration_due,"
+            " r.breath_outcome, r.breath_raw, r.breath_flags, r.temperature, r.alcohol_band,"
+            " r.blood_equivalent, r.alcohol_factor, r.drink_limit, r.drunk_limit,"
+            " r.alcohol_source"
             " FROM results r JOIN threshold_sets ts ON ts.version = r.threshold_version"
             " JOIN tests t ON t.id = r.test_id LEFT JOIN specimens s ON s.id = t.specimen_id"
             " WHERE r.test_id = ?1");
@@ -812,9 +1013,16 @@ static json_t *result_json(sqlite3 *db, const char *test_id)
         set_text_column(thresholds, "version", stmt, 14);
         set_text_column(thresholds, "label", stmt, 15);
         json_object_set_new(obj, "thresholds", thresholds);
+        set_text_column(obj, "calibration_due", stmt, 20);
         char result_id[RECORD_ID_SIZE];
         copy_column(stmt, 0, result_id, sizeof(result_id));
-        json_object_set_new(obj, "analytes", analytes_json(db, result_id));
+        if (sqlite3_column_type(stmt, 21) != SQLITE_NULL) {
+            json_t *breath = breath_json(stmt, 21);
+            set_text_column(breath, "reason", stmt, 10);
+            json_object_set_new(obj, "breath", breath);
+        } else {
+            json_object_set_new(obj, "analytes", analytes_json(db, result_id));
+        }
     }
     sqlite3_finalize(stmt);
     return obj;
@@ -896,6 +1104,26 @@ static void append_each(sqlite3 *db, const char *sql, const char *key, json_t *l
     sqlite3_finalize(stmt);
 }
 
+static json_t *notes_json(sqlite3 *db, const char *stop_id)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT kind, created FROM stop_notes WHERE stop_id = ?1"
+                                     " ORDER BY created, rowid");
+    json_t *list = json_array();
+
+    if (stmt == NULL) {
+        return list;
+    }
+    bind_texts(stmt, 1, &stop_id);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        json_t *note = json_object();
+        set_text_column(note, "kind", stmt, 0);
+        set_text_column(note, "created", stmt, 1);
+        json_array_append_new(list, note);
+    }
+    sqlite3_finalize(stmt);
+    return list;
+}
+
 json_t *db_stop_json(sqlite3 *db, const char *stop_id)
 {
     sqlite3_stmt *stmt = prepare(db, "SELECT id, subject_id, driving, opened FROM stops"
@@ -921,7 +1149,8 @@ json_t *db_stop_json(sqlite3 *db, const char *stop_id)
         append_each(db, "SELECT id FROM tests WHERE stop_id = ?1 ORDER BY created, id", stop_id,
                     tests, db_test_json);
         json_object_set_new(obj, "tests", tests);
-        json_t *decision = decision_json(db, stop_id);
+        json_object_set_new(obj, "notes", notes_json(db, stop_id));
+        json_t *decision = db_stop_ended(db, stop_id) == 1 ? decision_json(db, stop_id) : NULL;
         if (decision != NULL) {
             json_object_set_new(obj, "decision", decision);
         }
@@ -1038,4 +1267,38 @@ int db_test_find_by_host_id(sqlite3 *db, const char *instrument, uint32_t host_t
         return -1;
     }
     return rc == SQLITE_ROW;
+}
+
+int db_stop_note_add(sqlite3 *db, const char *stop_id, const char *kind, unsigned uid)
+{
+    char now[TIMESTAMP_SIZE];
+    sqlite3_stmt *stmt;
+
+    now_text(now);
+    stmt =
+        prepare(db, "INSERT INTO stop_notes (stop_id, kind, created, uid) VALUES (?1, ?2, ?3, ?4)");
+    if (stmt == NULL) {
+        return -1;
+    }
+    const char *args[] = {stop_id, kind, now};
+    bind_texts(stmt, 3, args);
+    sqlite3_bind_int64(stmt, 4, uid);
+    return run_stmt(db, stmt);
+}
+
+int db_specimen_busy_tests(sqlite3 *db, const char *specimen_id)
+{
+    sqlite3_stmt *stmt = prepare(db, "SELECT count(*) FROM tests WHERE specimen_id = ?1 AND"
+                                     " state IN ('pending', 'running', 'completed')");
+    int count = -1;
+
+    if (stmt == NULL) {
+        return -1;
+    }
+    bind_texts(stmt, 1, &specimen_id);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        count = sqlite3_column_int(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    return count;
 }

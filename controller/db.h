@@ -40,6 +40,7 @@ struct test_row {
 struct result_context {
     const struct driver_identity *identity;
     const struct threshold_set *thresholds;
+    const struct alcohol_config *alcohol;
     const char *timezone;
     int collection_date;
 };
@@ -101,8 +102,17 @@ int db_result_exists(sqlite3 *db, const char *serial, uint32_t sequence, uint32_
 /* Returns the local collection date (YYYYMMDD) of a specimen, 0 if unknown. */
 int db_specimen_collection_date(sqlite3 *db, const char *specimen_id);
 
-/* Records the stop's screening decision. Run inside a transaction. */
-int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id);
+/* Records the stop's screening decision and the officer's next actions.
+ * Run inside a transaction. */
+int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id,
+                   const struct alcohol_config *alcohol);
+
+/* Records a dispute or crash note on a stop. */
+int db_stop_note_add(sqlite3 *db, const char *stop_id, const char *kind, unsigned uid);
+
+/* Returns the number of the specimen's tests that are pending, running or
+ * completed (a specimen takes no new test then), or -1 on error. */
+int db_specimen_busy_tests(sqlite3 *db, const char *specimen_id);
 
 /* JSON objects of docs/protocol.md, or NULL when not found. */
 json_t *db_subject_json(sqlite3 *db, const char *subject_id, bool with_history);

@@ -84,8 +84,9 @@ static void post_message(struct line *line, enum line_event_kind kind, int statu
     event_post(event);
 }
 
-/* Waits up to ms for a command or a stop request. Returns false when stopping. */
-static bool line_wait(struct line *line, int ms)
+/* Waits up to ms for a stop request, and for a command too when
+ * commands_wake is set. Returns false when stopping. */
+static bool line_wait(struct line *line, int ms, bool commands_wake)
 {
     struct timespec deadline;
     bool stopping;
@@ -98,9 +99,10 @@ static bool line_wait(struct line *line, int ms)
         deadline.tv_nsec -= 1000000000;
     }
     pthread_mutex_lock(&line->lock);
-    while (!line->stopping && !line->start_requested && !line->abort_requested &&
-           !line->ack_requested && !line->forget_requested && !line->reread_requested &&
-           !line->adopt_requested) {
+    while (!line->stopping &&
+           !(commands_wake &&
+             (line->start_requested || line->abort_requested || line->ack_requested ||
+              line->forget_requested || line->reread_requested || line->adopt_requested))) {
         if (pthread_cond_timedwait(&line->wake, &line->lock, &deadline) == ETIMEDOUT) {
             break;
         }
@@ -156,6 +158,7 @@ static void drop_test(struct line *line)
 /* A failed request: the port is closed when it failed at the I/O level. */
 static void report_failure(struct line *line, int status, const char *err)
 {
+    line->failing = true;
     post_message(line, LINE_COMM_ERROR, status, err);
     if (status == DRIVER_IO) {
         close_port(line);
@@ -163,11 +166,60 @@ static void report_failure(struct line *line, int status, const char *err)
     }
 }
 
+static void post_found(struct line *line, const struct driver_progress *progress)
+{
+    struct line_event *event = event_new(line, LINE_FOUND);
+
+    line->found_id = progress->host_test_id;
+    event->host_test_id = progress->host_test_id;
+    event->progress = *progress;
+    event_post(event);
+}
+
+/* Reads the status before a start. Returns false, after reporting why, when
+ * the analyzer is not free: then the start command must not be sent. */
+static bool analyzer_free(struct line *line, uint32_t host_test_id)
+{
+    char err[DRIVER_ERR_SIZE];
+    char message[DRIVER_ERR_SIZE];
+    struct driver_progress progress;
+    int status = line->ops->poll(line->driver_state, &progress, err, sizeof(err));
+
+    if (status != DRIVER_OK) {
+        /* Unknown: send the start anyway, and the grace period covers silence. */
+        report_failure(line, status, err);
+        return true;
+    }
+    if (progress.idle) {
+        return true;
+    }
+    if (progress.host_test_id != 0) {
+        snprintf(message, sizeof(message),
+                 "the analyzer is busy with host test ID 0x%08X (%s); the start command was "
+                 "not sent",
+                 progress.host_test_id, progress.step);
+    } else {
+        snprintf(message, sizeof(message),
+                 "the analyzer is not ready (%s); the start command was not sent", progress.step);
+    }
+    struct line_event *event = event_new(line, LINE_START_FAILED);
+    event->host_test_id = host_test_id;
+    snprintf(event->message, sizeof(event->message), "%s", message);
+    event_post(event);
+    if (progress.host_test_id != 0 && !progress.device_error) {
+        post_found(line, &progress);
+    }
+    return false;
+}
+
 static void run_start(struct line *line, uint32_t host_test_id)
 {
     char err[DRIVER_ERR_SIZE];
     int status;
 
+    if (line->active_id != 0 || !analyzer_free(line, host_test_id)) {
+        return;
+    }
     line->active_id = host_test_id;
     line->awaiting_ack = false;
     status = line->ops->start(line->driver_state, host_test_id, err, sizeof(err));
@@ -204,11 +256,13 @@ static void run_abort(struct line *line, uint32_t host_test_id)
     char err[DRIVER_ERR_SIZE];
     int status = line->ops->abort(line->driver_state, host_test_id, err, sizeof(err));
 
-    if (status != DRIVER_OK) {
-        report_failure(line, status, err);
-    }
     if (line->active_id == host_test_id) {
         drop_test(line);
+    }
+    if (status != DRIVER_OK) {
+        report_failure(line, status, err);
+        /* The analyzer may still run the test: the idle poll reports it again. */
+        line->found_id = 0;
     }
 }
 
@@ -256,6 +310,25 @@ static void run_commands(struct line *line)
     }
 }
 
+/* A result echoing another host test ID belongs to no test of ours: the
+ * test is lost, and aborting it on the analyzer discards that result so the
+ * analyzer can take the next test. */
+static void discard_foreign_result(struct line *line, const char *err)
+{
+    char message[DRIVER_ERR_SIZE];
+    char abort_err[DRIVER_ERR_SIZE];
+    uint32_t host_test_id = line->active_id;
+    int status = line->ops->abort(line->driver_state, host_test_id, abort_err, sizeof(abort_err));
+
+    if (status == DRIVER_OK) {
+        snprintf(message, sizeof(message), "%.150s; the result was discarded on the analyzer", err);
+    } else {
+        snprintf(message, sizeof(message), "%.120s; discarding it failed: %.100s", err, abort_err);
+    }
+    post_message(line, LINE_TEST_LOST, DRIVER_MISMATCH, message);
+    drop_test(line);
+}
+
 static void read_result(struct line *line)
 {
     char err[DRIVER_ERR_SIZE];
@@ -270,8 +343,7 @@ static void read_result(struct line *line)
     }
     free(event);
     if (status == DRIVER_MISMATCH) {
-        post_message(line, LINE_TEST_LOST, status, err);
-        drop_test(line);
+        discard_foreign_result(line, err);
         return;
     }
     report_failure(line, status, err);
@@ -287,6 +359,7 @@ static void poll_test(struct line *line)
         report_failure(line, status, err);
         return;
     }
+    line->failing = false;
     struct line_event *event = event_new(line, LINE_PROGRESS);
     event->progress = progress;
     event_post(event);
@@ -315,6 +388,10 @@ static void poll_idle(struct line *line)
         report_failure(line, status, err);
         return;
     }
+    if (line->failing) {
+        line->failing = false;
+        post_message(line, LINE_RECOVERED, DRIVER_OK, "");
+    }
     if (progress.idle || progress.device_error || progress.host_test_id == 0) {
         line->found_id = 0;
         return;
@@ -322,11 +399,7 @@ static void poll_idle(struct line *line)
     if (progress.host_test_id == line->found_id) {
         return;
     }
-    line->found_id = progress.host_test_id;
-    struct line_event *event = event_new(line, LINE_FOUND);
-    event->host_test_id = progress.host_test_id;
-    event->progress = progress;
-    event_post(event);
+    post_found(line, &progress);
 }
 
 static void *line_main(void *arg)
@@ -340,7 +413,8 @@ static void *line_main(void *arg)
             line->backoff_ms = line->backoff_ms * 2 > line->config->retry_max_ms
                                    ? line->config->retry_max_ms
                                    : line->backoff_ms * 2;
-            if (!line_wait(line, delay)) {
+            /* Commands wait for the port: waking on them would spin. */
+            if (!line_wait(line, delay, false)) {
                 break;
             }
             continue;
@@ -351,7 +425,7 @@ static void *line_main(void *arg)
         } else if (line->online) {
             poll_idle(line);
         }
-        if (!line_wait(line, line->config->poll_interval_ms)) {
+        if (!line_wait(line, line->config->poll_interval_ms, true)) {
             break;
         }
     }

@@ -23,7 +23,8 @@ enum line_event_kind {
     LINE_DEVICE_ERROR, /* the test ended in a device error */
     LINE_TEST_LOST,    /* the analyzer no longer holds the test */
     LINE_ACKNOWLEDGED, /* the analyzer was told to forget the result */
-    LINE_FOUND,        /* after connecting, the analyzer holds a test toxlab did not start now */
+    LINE_RECOVERED,    /* an idle analyzer replies again after failed requests */
+    LINE_FOUND,        /* an idle analyzer still runs a test or keeps its result */
 };
 
 struct line_event {
@@ -77,6 +78,7 @@ struct line {
     uint32_t found_id;  /* held test last reported while idle, so it is reported once */
     bool awaiting_ack;  /* a result was posted and not yet committed */
     bool online;
+    bool failing; /* the last request failed */
     int backoff_ms;
     struct driver_identity identity;
 };

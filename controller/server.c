@@ -21,10 +21,15 @@
 static int resolve_group(const char *name, gid_t *gid)
 {
     char *end;
-    unsigned long number = strtoul(name, &end, 10);
+    unsigned long long number;
     struct group *entry;
 
-    if (name[0] != '\0' && *end == '\0') {
+    errno = 0;
+    number = strtoull(name, &end, 10);
+    if (name[0] >= '0' && name[0] <= '9' && *end == '\0') {
+        if (errno != 0 || number >= (gid_t)-1) {
+            return -1;
+        }
         *gid = (gid_t)number;
         return 0;
     }
@@ -162,6 +167,9 @@ void server_flush(struct client *client)
 
 static void queue_output(struct client *client, const char *text, size_t len)
 {
+    if (client->closing) {
+        return;
+    }
     if (client->output_used + len > CLIENT_MAX_OUTPUT) {
         log_msg(LOG_WARNING, "client pid %d: dropped, more than %d bytes of output unread",
                 (int)client->pid, CLIENT_MAX_OUTPUT);
@@ -299,6 +307,25 @@ void server_accept(struct daemon *daemon)
     send_hello(daemon, client);
 }
 
+/* Sends a response, or an error in its place when it is too large for a line. */
+static void send_response(struct client *client, json_int_t request_id, json_t *response)
+{
+    char *line = proto_encode_line(response);
+    char message[160];
+
+    if (line != NULL) {
+        free(line);
+        client_send(client, response);
+        return;
+    }
+    json_decref(response);
+    snprintf(message, sizeof(message),
+             "the response is larger than %d bytes, the line limit of the protocol",
+             PROTO_MAX_LINE);
+    log_msg(LOG_ERR, "client pid %d: %s", (int)client->pid, message);
+    client_send(client, proto_error_response(request_id, PROTO_INTERNAL, message));
+}
+
 /* Parses one request line and sends the response. */
 static void handle_line(struct daemon *daemon, struct client *client, const char *line)
 {
@@ -326,7 +353,7 @@ static void handle_line(struct daemon *daemon, struct client *client, const char
     }
     json_decref(request);
     if (response != NULL) {
-        client_send(client, response);
+        send_response(client, request_id, response);
     }
 }
 
@@ -347,8 +374,14 @@ void server_read(struct daemon *daemon, struct client *client)
         client->closing = true;
         return;
     }
-    while ((status = proto_reader_next(&client->reader, &line)) == 1) {
-        handle_line(daemon, client, line);
+    size_t size;
+    while ((status = proto_reader_next_sized(&client->reader, &line, &size)) == 1) {
+        if (strlen(line) != size) {
+            client_send(client, proto_error_response(0, PROTO_BAD_REQUEST,
+                                                     "request line contains a NUL byte"));
+        } else {
+            handle_line(daemon, client, line);
+        }
         free(line);
     }
     if (status < 0) {

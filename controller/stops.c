@@ -125,6 +125,8 @@ static json_t *cmd_subject_add(const struct request *req)
 
 static json_t *cmd_subject_show(const struct request *req)
 {
+    /* TODO: page the history; a subject with hundreds of stops exceeds the
+     * 64 KiB line limit and gets an internal error instead of the history. */
     struct subject_id subject;
     char id[RECORD_ID_SIZE];
     json_t *error = find_subject(req, &subject, id, true);
@@ -313,6 +315,14 @@ static json_t *pick_specimen(const struct request *req, const char *subject_id,
     if (strcmp(row->subject_id, subject_id) != 0) {
         return fail(req, PROTO_CONFLICT, "specimen %s belongs to another subject", row->barcode);
     }
+    int busy = db_specimen_busy_tests(req->daemon->db, row->id);
+    if (busy != 0) {
+        return busy < 0 ? storage_failure(req, "the specimen lookup")
+                        : fail(req, PROTO_CONFLICT,
+                               "specimen %s already has a pending, running or completed test; "
+                               "register a new specimen for a new test",
+                               row->barcode);
+    }
     for (size_t i = 0; i < count; i++) {
         const char *wanted = picked[i]->ops->specimen_matrix;
         if (wanted != NULL && strcmp(wanted, row->matrix) != 0) {
@@ -500,6 +510,62 @@ static json_t *cmd_test_abort(const struct request *req)
     return ok_with(req, "test", db_test_json(req->daemon->db, row.id));
 }
 
+static void end_with_refusal(struct daemon *daemon, struct instrument *inst);
+static int decide_if_ended(struct daemon *daemon, const char *stop_id);
+
+static json_t *cmd_test_refuse(const struct request *req)
+{
+    struct test_row row;
+    json_t *error = load_test(req, &row);
+
+    if (error != NULL) {
+        return error;
+    }
+    struct instrument *inst = daemon_find_instrument(req->daemon, row.instrument);
+    if (inst == NULL || !inst->ops->refusable) {
+        return fail(req, PROTO_INVALID_ARGUMENT,
+                    "test %s runs on %s, which records no refusal; use 'toxlab test abort'", row.id,
+                    row.instrument);
+    }
+    if (!test_open(&row) || strcmp(inst->test_id, row.id) != 0) {
+        return fail(req, PROTO_CONFLICT, "test %s is not running (%s)", row.id, row.state);
+    }
+    line_command(&inst->line, LINE_CMD_ABORT, inst->host_test_id);
+    end_with_refusal(req->daemon, inst);
+    log_msg(LOG_INFO, "%s: test %s: refusal recorded (client pid %d)", row.instrument, row.id,
+            (int)req->client->pid);
+    return ok_with(req, "test", db_test_json(req->daemon->db, row.id));
+}
+
+static json_t *cmd_stop_note(const struct request *req)
+{
+    struct daemon *daemon = req->daemon;
+    const char *stop = arg_string(req, "stop");
+    const char *kind = arg_string(req, "kind");
+    int ended = -1;
+
+    if (stop == NULL) {
+        return fail(req, PROTO_INVALID_ARGUMENT, "missing argument 'stop'");
+    }
+    if (kind == NULL || (strcmp(kind, "dispute") != 0 && strcmp(kind, "crash") != 0)) {
+        return fail(req, PROTO_INVALID_ARGUMENT, "invalid or missing kind: use dispute or crash");
+    }
+    json_t *current = db_stop_json(daemon->db, stop);
+    if (current == NULL) {
+        return fail(req, PROTO_NOT_FOUND, "stop %s not found", stop);
+    }
+    json_decref(current);
+    if (db_begin(daemon->db) == 0 &&
+        db_stop_note_add(daemon->db, stop, kind, (unsigned)req->client->uid) == 0) {
+        ended = decide_if_ended(daemon, stop);
+    }
+    if (ended < 0 || db_commit(daemon->db) != 0) {
+        return storage_failure(req, "the note");
+    }
+    log_msg(LOG_INFO, "stop %s: %s noted (client pid %d)", stop, kind, (int)req->client->pid);
+    return ok_with(req, "stop", db_stop_json(daemon->db, stop));
+}
+
 static json_t *cmd_stop_show(const struct request *req)
 {
     const char *id = arg_string(req, "stop");
@@ -519,11 +585,17 @@ static json_t *instrument_json(const struct instrument *inst)
 
     if (inst->identity.serial[0] != '\0') {
         const struct driver_identity *id = &inst->identity;
-        json_object_set_new(obj, "identity",
-                            json_pack("{ss ss ss ss ss ss}", "model", id->model, "serial",
-                                      id->serial, "firmware", id->firmware, "calibration",
-                                      id->calibration, "cartridge_lot", id->cartridge_lot,
-                                      "cartridge_expiry", id->cartridge_expiry));
+        json_t *identity = json_pack("{ss ss ss ss}", "model", id->model, "serial", id->serial,
+                                     "firmware", id->firmware, "calibration", id->calibration);
+        static const char *const optional[] = {"cartridge_lot", "cartridge_expiry",
+                                               "calibration_due"};
+        const char *values[] = {id->cartridge_lot, id->cartridge_expiry, id->calibration_due};
+        for (size_t i = 0; i < 3; i++) {
+            if (values[i][0] != '\0') {
+                json_object_set_new(identity, optional[i], json_string(values[i]));
+            }
+        }
+        json_object_set_new(obj, "identity", identity);
     }
     if (inst->test_id[0] != '\0') {
         json_object_set_new(obj, "test", json_string(inst->test_id));
@@ -544,16 +616,79 @@ static json_t *cmd_instruments(const struct request *req)
     return ok_with(req, "instruments", list);
 }
 
+/* Each command with its arguments: "name:type" separated by spaces, the
+ * type being s (string), b (boolean) or a (array of strings). */
 static const struct {
     const char *name;
     json_t *(*run)(const struct request *req);
+    const char *args;
 } commands[] = {
-    {"subject.add", cmd_subject_add},   {"subject.show", cmd_subject_show},
-    {"specimen.add", cmd_specimen_add}, {"test.start", cmd_test_start},
-    {"test.watch", cmd_test_watch},     {"test.abort", cmd_test_abort},
-    {"test.show", cmd_test_show},       {"stop.show", cmd_stop_show},
-    {"instruments", cmd_instruments},
+    {"subject.add", cmd_subject_add, "subject:s"},
+    {"subject.show", cmd_subject_show, "subject:s"},
+    {"specimen.add", cmd_specimen_add, "subject:s barcode:s matrix:s stop:s collected:s"},
+    {"test.start", cmd_test_start, "subject:s instruments:a specimen:s driving:b watch:b"},
+    {"test.watch", cmd_test_watch, "test:s"},
+    {"test.abort", cmd_test_abort, "test:s"},
+    {"test.show", cmd_test_show, "test:s"},
+    {"test.refuse", cmd_test_refuse, "test:s"},
+    {"stop.note", cmd_stop_note, "stop:s kind:s"},
+    {"stop.show", cmd_stop_show, "stop:s"},
+    {"instruments", cmd_instruments, ""},
 };
+
+/* Returns the type letter of argument `name` in spec, or 0 when it has none. */
+static char arg_type(const char *spec, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (const char *p = spec; *p != '\0';) {
+        const char *colon = strchr(p, ':');
+        if (colon == NULL) {
+            break;
+        }
+        if ((size_t)(colon - p) == len && strncmp(p, name, len) == 0) {
+            return colon[1];
+        }
+        p = colon + 2;
+        while (*p == ' ') {
+            p++;
+        }
+    }
+    return 0;
+}
+
+static const char *arg_type_name(char type)
+{
+    if (type == 's') {
+        return "a string";
+    }
+    if (type == 'b') {
+        return "a boolean";
+    }
+    return "a list of strings";
+}
+
+/* Checks every argument against the command's spec; returns NULL or the error. */
+static json_t *check_args(const struct request *req, const char *cmd, const char *spec)
+{
+    const char *key;
+    json_t *value;
+
+    json_object_foreach(req->args, key, value)
+    {
+        char type = arg_type(spec, key);
+        bool ok = (type == 's' && json_is_string(value)) ||
+                  (type == 'b' && json_is_boolean(value)) || (type == 'a' && json_is_array(value));
+        if (type == 0) {
+            return fail(req, PROTO_INVALID_ARGUMENT, "unknown argument '%.64s' for %s", key, cmd);
+        }
+        if (!ok) {
+            return fail(req, PROTO_INVALID_ARGUMENT, "argument '%.64s' must be %s", key,
+                        arg_type_name(type));
+        }
+    }
+    return NULL;
+}
 
 json_t *command_dispatch(struct daemon *daemon, struct client *client, json_int_t id,
                          const char *cmd, json_t *args)
@@ -564,7 +699,8 @@ json_t *command_dispatch(struct daemon *daemon, struct client *client, json_int_
         if (strcmp(commands[i].name, cmd) == 0) {
             log_msg(LOG_DEBUG, "client pid %d uid %u: %s", (int)client->pid, (unsigned)client->uid,
                     cmd);
-            return commands[i].run(&req);
+            json_t *error = check_args(&req, cmd, commands[i].args);
+            return error ? error : commands[i].run(&req);
         }
     }
     return fail(&req, PROTO_UNKNOWN_COMMAND, "unknown command '%s'", cmd);
@@ -613,7 +749,9 @@ static int decide_if_ended(struct daemon *daemon, const char *stop_id)
     if (ended <= 0) {
         return ended;
     }
-    return db_stop_decide(daemon->db, daemon->config.lab_id, stop_id) == 0 ? 1 : -1;
+    return db_stop_decide(daemon->db, daemon->config.lab_id, stop_id, &daemon->config.alcohol) == 0
+               ? 1
+               : -1;
 }
 
 /* Frees the instrument and tells the watchers; the rows are stored already. */
@@ -652,22 +790,24 @@ static void end_test(struct daemon *daemon, struct instrument *inst, const char 
     finish_test(daemon, inst, ended == 1);
 }
 
-static void store_result(struct daemon *daemon, struct instrument *inst,
-                         const struct driver_result *result)
+/* Interprets and commits a result with the stop's decision. Returns 1 when
+ * the stop ended with it, 0 when other tests are open, -1 when nothing was
+ * stored. */
+static int commit_result(struct daemon *daemon, struct instrument *inst,
+                         const struct driver_result *result, char result_id[RECORD_ID_SIZE])
 {
     struct test_row test;
-    char result_id[RECORD_ID_SIZE];
     int ended = -1;
 
     if (db_test_get(daemon->db, inst->test_id, &test) != 1) {
         log_msg(LOG_ERR, "%s: test %s: not found while storing its result", inst->config->id,
                 inst->test_id);
-        line_command(&inst->line, LINE_CMD_REREAD, inst->host_test_id);
-        return;
+        return -1;
     }
     struct result_context context = {
         .identity = &inst->identity,
         .thresholds = &daemon->thresholds,
+        .alcohol = &daemon->config.alcohol,
         .timezone = daemon->config.timezone,
         .collection_date = test.specimen_id[0]
                                ? db_specimen_collection_date(daemon->db, test.specimen_id)
@@ -678,16 +818,50 @@ static void store_result(struct daemon *daemon, struct instrument *inst,
         ended = decide_if_ended(daemon, test.stop_id);
     }
     if (ended < 0 || db_commit(daemon->db) != 0) {
-        log_msg(LOG_ERR, "%s: test %s: storing the result failed: %s; it stays on the analyzer",
-                inst->config->id, test.id, db_errmsg(daemon->db));
+        log_msg(LOG_ERR, "%s: test %s: storing the result failed: %s", inst->config->id, test.id,
+                db_errmsg(daemon->db));
         db_rollback(daemon->db);
+        return -1;
+    }
+    return ended;
+}
+
+static void store_result(struct daemon *daemon, struct instrument *inst,
+                         const struct driver_result *result)
+{
+    char result_id[RECORD_ID_SIZE];
+    int ended = commit_result(daemon, inst, result, result_id);
+
+    if (ended < 0) {
+        log_msg(LOG_WARNING, "%s: test %s: the result stays on the analyzer and is read again",
+                inst->config->id, inst->test_id);
         line_command(&inst->line, LINE_CMD_REREAD, inst->host_test_id);
         return;
     }
     /* Committed: only now may the analyzer forget it and the clients hear of it. */
     line_command(&inst->line, LINE_CMD_ACKNOWLEDGE, inst->host_test_id);
-    log_msg(LOG_NOTICE, "%s: test %s completed, result %s stored", inst->config->id, test.id,
+    log_msg(LOG_NOTICE, "%s: test %s completed, result %s stored", inst->config->id, inst->test_id,
             result_id);
+    finish_test(daemon, inst, ended == 1);
+}
+
+/* Stores the refusal the officer recorded as the test's result. */
+static void end_with_refusal(struct daemon *daemon, struct instrument *inst)
+{
+    char result_id[RECORD_ID_SIZE];
+    struct driver_result refusal = {.host_test_id = inst->host_test_id};
+
+    snprintf(refusal.matrix, sizeof(refusal.matrix), "breath");
+    snprintf(refusal.tier, sizeof(refusal.tier), "screen");
+    refusal.breath.present = true;
+    refusal.breath.refused = true;
+    int ended = commit_result(daemon, inst, &refusal, result_id);
+    if (ended < 0) {
+        end_test(daemon, inst, "aborted", "refusal could not be stored; aborted instead");
+        return;
+    }
+    log_msg(LOG_NOTICE, "%s: test %s completed as refused, result %s stored", inst->config->id,
+            inst->test_id, result_id);
     finish_test(daemon, inst, ended == 1);
 }
 
@@ -809,20 +983,12 @@ static void handle_stray_result(struct daemon *daemon, struct instrument *inst,
             inst->config->id, result->host_test_id);
 }
 
-/* The analyzer holds a test after (re)connecting: one that an earlier run
- * of the daemon started is resumed, so its result still completes it. */
-static void handle_found_test(struct daemon *daemon, struct instrument *inst, uint32_t host_test_id)
+static void resume_test(struct daemon *daemon, struct instrument *inst,
+                        const struct test_row *found)
 {
-    struct test_row test;
-    int found = db_test_find_by_host_id(daemon->db, inst->config->id, host_test_id, &test);
+    struct test_row test = *found;
+    uint32_t host_test_id = test.host_test_id;
 
-    if (found != 1 || inst->test_id[0] != '\0') {
-        log_msg(LOG_WARNING,
-                "%s: the analyzer holds host test ID 0x%08X, which matches no open "
-                "test; clear it on the analyzer before the next test",
-                inst->config->id, host_test_id);
-        return;
-    }
     if (db_test_set_state(daemon->db, test.id, "running", NULL) != 0) {
         log_msg(LOG_ERR, "%s: test %s: resuming failed: %s", inst->config->id, test.id,
                 db_errmsg(daemon->db));
@@ -839,6 +1005,41 @@ static void handle_found_test(struct daemon *daemon, struct instrument *inst, ui
             inst->config->id, test.id, test.state);
 }
 
+/* An idle analyzer still runs a test or keeps its result. A test that an
+ * earlier run of the daemon started, or that was interrupted, is resumed so
+ * its result still completes it; a result stored already is acknowledged
+ * again; anything else is aborted on the analyzer so it can take new tests. */
+static void handle_found_test(struct daemon *daemon, struct instrument *inst,
+                              const struct driver_progress *progress)
+{
+    uint32_t host_test_id = progress->host_test_id;
+    struct test_row test;
+    int found;
+
+    if (inst->test_id[0] != '\0') {
+        return;
+    }
+    found = db_test_find_by_host_id(daemon->db, inst->config->id, host_test_id, &test);
+    if (found == 1) {
+        resume_test(daemon, inst, &test);
+        return;
+    }
+    if (progress->result_ready && db_result_exists(daemon->db, inst->identity.serial,
+                                                   progress->sequence, host_test_id) == 1) {
+        log_msg(LOG_NOTICE,
+                "%s: the result of host test ID 0x%08X is stored already; "
+                "acknowledging it again",
+                inst->config->id, host_test_id);
+        line_command(&inst->line, LINE_CMD_ACKNOWLEDGE, host_test_id);
+        return;
+    }
+    log_msg(LOG_WARNING,
+            "%s: the analyzer has a test with host test ID 0x%08X (%s) that matches "
+            "no open test; aborting it on the analyzer",
+            inst->config->id, host_test_id, progress->step);
+    line_command(&inst->line, LINE_CMD_ABORT, host_test_id);
+}
+
 void stops_handle_event(struct daemon *daemon, struct line_event *event)
 {
     struct instrument *inst = daemon_find_instrument(daemon, event->line->config->id);
@@ -853,8 +1054,11 @@ void stops_handle_event(struct daemon *daemon, struct line_event *event)
     case LINE_COMM_ERROR:
         note_error(daemon, inst, event->message);
         break;
+    case LINE_RECOVERED:
+        note_contact(inst);
+        break;
     case LINE_FOUND:
-        handle_found_test(daemon, inst, event->host_test_id);
+        handle_found_test(daemon, inst, &event->progress);
         break;
     case LINE_ACKNOWLEDGED:
         log_msg(LOG_DEBUG, "%s: result of host test ID 0x%08X acknowledged", inst->config->id,

@@ -276,6 +276,13 @@ int thresholds_load(const char *path, struct threshold_set *set, char *err, size
         return -1;
     }
     text[len] = '\0';
+    const char *nul = memchr(text, '\0', len);
+    if (nul != NULL) {
+        snprintf(err, err_size, "%s: NUL byte at offset %zu; the file is not text", path,
+                 (size_t)(nul - text));
+        free(text);
+        return -1;
+    }
     int status = thresholds_parse(text, path, set, err, err_size);
     free(text);
     return status;

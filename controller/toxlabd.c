@@ -7,6 +7,9 @@
 #include "version.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/file.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -77,13 +80,14 @@ static int parse_options(int argc, char **argv, struct options *opts)
             printf("toxlabd %s\n", TOXLAB_VERSION);
             return 0;
         default:
-            usage(stderr);
+            fprintf(stderr, "Try 'toxlabd --help' for the options.\n");
             return 2;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "toxlabd: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
+        fprintf(stderr,
+                "toxlabd: unexpected argument '%s'\nTry 'toxlabd --help' for the options.\n",
+                argv[optind]);
         return 2;
     }
     return -1;
@@ -105,12 +109,12 @@ static int load_config(const struct options *opts, struct config *config)
         }
     }
     if (config_validate(config, err, sizeof(err)) != 0) {
-        log_msg(LOG_ERR, "%s: %s", opts->config_path, err);
+        log_msg(LOG_ERR, "invalid configuration (%s and -o options): %s", opts->config_path, err);
         return -1;
     }
     for (size_t i = 0; i < config->instrument_count; i++) {
         if (driver_find(config->instruments[i].driver) == NULL) {
-            log_msg(LOG_ERR, "%s: [instrument.%s]: unknown driver '%s' (known: saliva)",
+            log_msg(LOG_ERR, "%s: [instrument.%s]: unknown driver '%s' (known: saliva, breath)",
                     opts->config_path, config->instruments[i].id, config->instruments[i].driver);
             return -1;
         }
@@ -129,14 +133,39 @@ static int load_thresholds(struct daemon *daemon)
     }
     thresholds_free(&daemon->thresholds);
     daemon->thresholds = set;
-    log_msg(LOG_INFO, "threshold set '%s' version %.12s: %zu rows from %s", set.label, set.version,
-            set.count, daemon->config.thresholds);
+    log_msg(LOG_NOTICE, "threshold set '%s' version %.12s: %zu rows from %s", set.label,
+            set.version, set.count, daemon->config.thresholds);
+    return 0;
+}
+
+/* Takes an exclusive lock that a second toxlabd on the same database fails
+ * to get. A separate file, because closing any descriptor of the database
+ * itself would drop SQLite's own locks. */
+static int lock_database(struct daemon *daemon)
+{
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%.*s-toxlabd.lock", PATH_MAX - 16, daemon->config.database);
+    daemon->db_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (daemon->db_lock_fd < 0) {
+        log_msg(LOG_ERR, "cannot open the lock file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(daemon->db_lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        log_msg(LOG_ERR, "%s: another toxlabd uses this database (%s is locked)",
+                daemon->config.database, path);
+        return -1;
+    }
     return 0;
 }
 
 static int open_database(struct daemon *daemon)
 {
     char err[512];
+
+    if (lock_database(daemon) != 0) {
+        return -1;
+    }
 
     if (db_open(daemon->config.database, daemon->config.busy_timeout_ms, &daemon->db, err,
                 sizeof(err)) != 0) {
@@ -158,10 +187,16 @@ static void interrupt_left_open(const struct test_row *row, void *user)
 
     log_msg(LOG_WARNING, "%s: test %s was %s when the daemon stopped; marked interrupted",
             row->instrument, row->id, row->state);
-    if (db_test_set_state(daemon->db, row->id, "interrupted",
-                          "the daemon restarted during the test") != 0) {
+    if (db_begin(daemon->db) != 0 ||
+        db_test_set_state(daemon->db, row->id, "interrupted",
+                          "the daemon restarted during the test") != 0 ||
+        (db_stop_ended(daemon->db, row->stop_id) == 1 &&
+         db_stop_decide(daemon->db, daemon->config.lab_id, row->stop_id, &daemon->config.alcohol) !=
+             0) ||
+        db_commit(daemon->db) != 0) {
         log_msg(LOG_ERR, "%s: test %s: marking it interrupted failed: %s", row->instrument, row->id,
                 db_errmsg(daemon->db));
+        db_rollback(daemon->db);
     }
 }
 
@@ -282,7 +317,7 @@ static int run_loop(struct daemon *daemon, int signal_fd)
 
 int main(int argc, char **argv)
 {
-    static struct daemon daemon = {.listen_fd = -1};
+    static struct daemon daemon = {.listen_fd = -1, .db_lock_fd = -1};
     struct options opts = {0};
     char err[512];
     int status = EXIT_FAILURE;
@@ -338,6 +373,9 @@ out:
         db_close(daemon.db);
     }
     thresholds_free(&daemon.thresholds);
+    if (daemon.db_lock_fd >= 0) {
+        close(daemon.db_lock_fd);
+    }
     log_msg(LOG_NOTICE, "toxlabd stopped (%s)", status == EXIT_SUCCESS ? "clean" : "error");
     return status;
 }

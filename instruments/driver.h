@@ -33,6 +33,7 @@ struct driver_identity {
     char calibration[11]; /* YYYY-MM-DD */
     char cartridge_lot[16];
     char cartridge_expiry[11]; /* YYYY-MM-DD */
+    char calibration_due[11];  /* YYYY-MM-DD, empty when the model has none */
 };
 
 struct driver_progress {
@@ -44,6 +45,7 @@ struct driver_progress {
     bool device_error;     /* the test ended in a device error */
     char error_text[64];   /* for device_error */
     uint32_t host_test_id; /* the test the analyzer is working on */
+    uint32_t sequence;     /* the analyzer's result counter */
 };
 
 struct driver_analyte {
@@ -55,19 +57,30 @@ struct driver_analyte {
     const char *invalid_reason; /* static text, NULL when the reading is valid */
 };
 
+/* A breath-alcohol measurement; the daemon decides the band. */
+struct driver_breath {
+    bool present;
+    bool refused;    /* set by the daemon when the officer records a refusal */
+    uint32_t raw;    /* breath alcohol in units of 0.1 ug/L */
+    unsigned flags;  /* BREATH_FLAG_* bits; any makes the value invalid */
+    int temperature; /* ambient, 0.1 degC */
+};
+
 struct driver_result {
     uint32_t host_test_id;
     uint32_t sequence;
     char matrix[16];
     char tier[8];
-    const char *invalid_reason; /* whole-panel reason, NULL when valid */
+    const char *invalid_reason; /* whole-result reason, NULL when valid */
     size_t count;
     struct driver_analyte analytes[DRIVER_MAX_ANALYTES];
+    struct driver_breath breath;
 };
 
 struct driver_ops {
     const char *name;
     const char *specimen_matrix; /* matrix of the specimen it takes, NULL for none */
+    bool refusable;              /* the subject may refuse the test (breath) */
     int (*open)(const struct instrument_config *config, void **state, char *err, size_t size);
     int (*identify)(void *state, struct driver_identity *identity, char *err, size_t size);
     int (*start)(void *state, uint32_t host_test_id, char *err, size_t size);
@@ -83,6 +96,10 @@ struct driver_ops {
 
 /* Returns the driver named `name` from the table in drivers.c, or NULL. */
 const struct driver_ops *driver_find(const char *name);
+
+/* Replaces every byte outside printable ASCII with '?', so text from a
+ * device cannot forge log lines or reports. */
+void driver_clean_text(char *text);
 
 /* Returns the wire-level cause for a status ("timed out", "CRC error"). */
 const char *driver_status_text(int status);

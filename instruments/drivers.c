@@ -3,10 +3,12 @@
 #include <string.h>
 
 extern const struct driver_ops saliva_driver;
+extern const struct driver_ops breath_driver;
 
 /* Every driver the daemon can run, by its configuration name. */
 static const struct driver_ops *const drivers[] = {
     &saliva_driver,
+    &breath_driver,
 };
 
 const struct driver_ops *driver_find(const char *name)
@@ -40,5 +42,14 @@ const char *driver_status_text(int status)
         return "wrong model";
     default:
         return "unknown error";
+    }
+}
+
+void driver_clean_text(char *text)
+{
+    for (unsigned char *p = (unsigned char *)text; *p != '\0'; p++) {
+        if (*p < 0x20 || *p > 0x7e) {
+            *p = '?';
+        }
     }
 }

@@ -94,7 +94,7 @@ int proto_reader_feed(struct proto_reader *reader, const char *bytes, size_t len
     return 0;
 }
 
-int proto_reader_next(struct proto_reader *reader, char **line)
+int proto_reader_next_sized(struct proto_reader *reader, char **line, size_t *size)
 {
     char *newline;
     size_t len;
@@ -121,7 +121,15 @@ int proto_reader_next(struct proto_reader *reader, char **line)
     }
     memcpy(*line, reader->data, len);
     (*line)[len] = '\0';
+    *size = len;
     memmove(reader->data, newline + 1, reader->used - len - 1);
     reader->used -= len + 1;
     return 1;
+}
+
+int proto_reader_next(struct proto_reader *reader, char **line)
+{
+    size_t size;
+
+    return proto_reader_next_sized(reader, line, &size);
 }

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #define PROTO_MAJOR 1
-#define PROTO_MINOR 0
+#define PROTO_MINOR 1
 #define PROTO_MAX_LINE 65536
 
 enum proto_error {
@@ -56,5 +56,9 @@ int proto_reader_feed(struct proto_reader *reader, const char *bytes, size_t len
  * with *line set, 0 when no whole line is buffered, or -1 when the current
  * line is longer than PROTO_MAX_LINE (the reader is then unusable). */
 int proto_reader_next(struct proto_reader *reader, char **line);
+
+/* The same, also setting *size to the line's length, which tells a line
+ * with a NUL byte from a shorter one. */
+int proto_reader_next_sized(struct proto_reader *reader, char **line, size_t *size);
 
 #endif

@@ -1,44 +1,30 @@
-/* Scenario file parser. inih reads the file, and this file checks every
- * section, key and value and reports each error with file, line and key. */
+/* Scenario file parser of the saliva sim. sim/scenario_parse.c reads the
+ * file with inih, and this file checks every section, key and value and
+ * reports each error with file, line and key. */
 #include "sim/scenario.h"
 
-#include <errno.h>
-#include <ini.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PHASE_MS 86400000u /* one day */
-#define MAX_TEST_NUMBER 1000000u
-#define MAX_SLAVE 247
+#include "sim/scenario_parse.h"
 
-struct keyword {
-    const char *name;
-    int value;
-};
+#define CONCENTRATION_DECIMALS 3 /* matches SALIVA_CONC_SCALE */
 
-static const struct keyword outcome_keywords[] = {
+static const struct scenario_keyword outcome_keywords[] = {
     {"valid", SALIVA_RESULT_VALID},
     {"control-line-failed", SALIVA_RESULT_CONTROL_FAILED},
     {"cartridge-expired", SALIVA_RESULT_CARTRIDGE_EXPIRED},
     {NULL, 0},
 };
 
-static const struct keyword error_keywords[] = {
+static const struct scenario_keyword error_keywords[] = {
     {"insufficient-sample", SALIVA_ERR_INSUFFICIENT_SAMPLE},
     {"cartridge-expired", SALIVA_ERR_CARTRIDGE_EXPIRED},
     {"cartridge-used", SALIVA_ERR_CARTRIDGE_USED},
     {"temperature", SALIVA_ERR_TEMPERATURE},
     {"busy", SALIVA_ERR_BUSY},
-    {NULL, 0},
-};
-
-static const struct keyword fault_keywords[] = {
-    {"exception", SCENARIO_FAULT_EXCEPTION},
-    {"wrong-id", SCENARIO_FAULT_WRONG_ID},
-    {"silent", SCENARIO_FAULT_SILENT},
     {NULL, 0},
 };
 
@@ -48,222 +34,13 @@ static const uint16_t default_panel[] = {
     SALIVA_COCAINE, SALIVA_BENZOYLECGONINE, SALIVA_CODEINE,         SALIVA_MORPHINE, SALIVA_6MAM,
 };
 
-/* Parsing state shared by the line reader and the entry handler. */
+/* Parsing state of the saliva entry handler. */
 struct parser {
+    struct scenario_parser base;
     struct scenario *sc;
-    FILE *file;
-    int line;       /* line number of the text inih is handling */
-    int lines_read; /* complete lines read so far */
-    int errors;
-    char bad_section[64]; /* last bad section name reported, to report it once */
     unsigned device_seen; /* bit per [device] key, to catch keys set twice */
     unsigned phases_seen;
 };
-
-static void report(struct parser *p, int line, const char *section, const char *key,
-                   const char *format, ...) __attribute__((format(printf, 5, 6)));
-
-static void report(struct parser *p, int line, const char *section, const char *key,
-                   const char *format, ...)
-{
-    va_list args;
-
-    fprintf(stderr, "toxlab-sim: %s:%d: [%s] %s: ", p->sc->path, line, section, key);
-    va_start(args, format);
-    vfprintf(stderr, format, args);
-    va_end(args);
-    fputc('\n', stderr);
-    p->errors++;
-}
-
-/* fgets for inih that tracks line numbers. A line too long for inih's
- * buffer is reported here and handed to inih as a comment, because inih
- * would otherwise parse its pieces as separate lines. */
-static char *read_line(char *str, int num, void *stream)
-{
-    struct parser *p = stream;
-
-    if (fgets(str, num, p->file) == NULL) {
-        return NULL;
-    }
-    p->line = p->lines_read + 1;
-
-    size_t len = strlen(str);
-    if (len > 0 && str[len - 1] == '\n') {
-        p->lines_read++;
-        return str;
-    }
-    if (feof(p->file)) {
-        return str;
-    }
-
-    int c;
-    while ((c = fgetc(p->file)) != EOF && c != '\n') {
-    }
-    p->lines_read++;
-    fprintf(stderr, "toxlab-sim: %s:%d: line longer than %d characters\n", p->sc->path, p->line,
-            num - 2);
-    p->errors++;
-    snprintf(str, (size_t)num, "#\n");
-    return str;
-}
-
-/* Parses decimal digits only (no sign, no spaces) up to max. */
-static bool parse_unsigned(const char *text, unsigned long max, unsigned long *out)
-{
-    unsigned long value = 0;
-
-    if (*text == '\0') {
-        return false;
-    }
-    for (const char *c = text; *c != '\0'; c++) {
-        if (*c < '0' || *c > '9') {
-            return false;
-        }
-        value = value * 10 + (unsigned long)(*c - '0');
-        if (value > max) {
-            return false;
-        }
-    }
-    *out = value;
-    return true;
-}
-
-/* Parses ng/mL as decimal text with up to three decimals into ng/mL times
- * SALIVA_CONC_SCALE, without going through binary floating point. */
-static bool parse_concentration(const char *text, uint32_t *out)
-{
-    const char *dot = strchr(text, '.');
-    size_t whole_len = dot != NULL ? (size_t)(dot - text) : strlen(text);
-    char whole[16];
-    unsigned long whole_value = 0;
-
-    if (whole_len == 0 || whole_len >= sizeof whole) {
-        return false;
-    }
-    memcpy(whole, text, whole_len);
-    whole[whole_len] = '\0';
-    if (!parse_unsigned(whole, UINT32_MAX / SALIVA_CONC_SCALE, &whole_value)) {
-        return false;
-    }
-
-    unsigned long fraction = 0;
-    if (dot != NULL) {
-        size_t digits = strlen(dot + 1);
-
-        if (digits < 1 || digits > 3 || !parse_unsigned(dot + 1, 999, &fraction)) {
-            return false;
-        }
-        for (size_t i = digits; i < 3; i++) {
-            fraction *= 10;
-        }
-    }
-
-    uint64_t scaled = (uint64_t)whole_value * SALIVA_CONC_SCALE + fraction;
-    if (scaled > UINT32_MAX) {
-        return false;
-    }
-    *out = (uint32_t)scaled;
-    return true;
-}
-
-static bool is_leap_year(unsigned long year)
-{
-    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-}
-
-/* Parses YYYY-MM-DD into YYYYMMDD, checking that the day exists. */
-static bool parse_date(const char *text, uint32_t *out)
-{
-    static const unsigned days_in_month[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    char part[5];
-    unsigned long year, month, day;
-
-    if (strlen(text) != 10 || text[4] != '-' || text[7] != '-') {
-        return false;
-    }
-
-    memcpy(part, text, 4);
-    part[4] = '\0';
-    if (!parse_unsigned(part, 9999, &year) || year < 1970) {
-        return false;
-    }
-    memcpy(part, text + 5, 2);
-    part[2] = '\0';
-    if (!parse_unsigned(part, 12, &month) || month < 1) {
-        return false;
-    }
-    memcpy(part, text + 8, 2);
-    part[2] = '\0';
-
-    unsigned long last_day = days_in_month[month - 1];
-    if (month == 2 && is_leap_year(year)) {
-        last_day = 29;
-    }
-    if (!parse_unsigned(part, last_day, &day) || day < 1) {
-        return false;
-    }
-
-    *out = (uint32_t)(year * 10000 + month * 100 + day);
-    return true;
-}
-
-/* Accepts 1 to max printable ASCII characters, because the registers carry
- * ASCII and an empty identity field would be of no use to a host. */
-static bool is_register_text(const char *text, size_t max)
-{
-    size_t len = strlen(text);
-
-    if (len < 1 || len > max) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] < 0x20 || text[i] > 0x7E) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool find_keyword(const struct keyword *table, const char *name, int *value)
-{
-    for (const struct keyword *k = table; k->name != NULL; k++) {
-        if (strcmp(k->name, name) == 0) {
-            *value = k->value;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Writes "a, b or c" for the keywords of table into out. */
-static void list_keywords(const struct keyword *table, char *out, size_t size)
-{
-    size_t used = 0;
-
-    out[0] = '\0';
-    for (const struct keyword *k = table; k->name != NULL && used < size; k++) {
-        const char *separator = "";
-
-        if (k != table) {
-            separator = k[1].name == NULL ? " or " : ", ";
-        }
-        int n = snprintf(out + used, size - used, "%s%s", separator, k->name);
-        if (n < 0) {
-            break;
-        }
-        used += (size_t)n;
-    }
-}
-
-static void report_keyword(struct parser *p, const char *section, const char *key,
-                           const char *value, const struct keyword *table)
-{
-    char expected[160];
-
-    list_keywords(table, expected, sizeof expected);
-    report(p, p->line, section, key, "invalid value '%s' (expected %s)", value, expected);
-}
 
 /* Splits a comma-separated list of analyte names into a mask. Returns false
  * after reporting the first bad item. When count is not NULL, the codes are
@@ -276,7 +53,7 @@ static bool parse_analyte_list(struct parser *p, const char *section, const char
     char *save = NULL;
 
     if (strlen(value) >= sizeof copy) {
-        report(p, p->line, section, key, "list too long");
+        scenario_report(&p->base, p->base.line, section, key, "list too long");
         return false;
     }
     strcpy(copy, value);
@@ -306,41 +83,36 @@ static bool parse_analyte_list(struct parser *p, const char *section, const char
         }
 
         if (*item == '\0') {
-            report(p, p->line, section, key, "empty item in the list '%s'", value);
+            scenario_report(&p->base, p->base.line, section, key, "empty item in the list '%s'",
+                            value);
             return false;
         }
         int code = saliva_analyte_code(item);
         if (code == 0) {
-            report(p, p->line, section, key,
-                   "unknown analyte '%s' (expected names from docs/saliva-registers.md, such as "
-                   "thc or 6-mam)",
-                   item);
+            scenario_report(
+                &p->base, p->base.line, section, key,
+                "unknown analyte '%s' (expected names from docs/saliva-registers.md, such as "
+                "thc or 6-mam)",
+                item);
             return false;
         }
         if (*mask & (1u << code)) {
-            report(p, p->line, section, key, "analyte '%s' is listed twice", item);
+            scenario_report(&p->base, p->base.line, section, key, "analyte '%s' is listed twice",
+                            item);
             return false;
         }
         *mask |= 1u << code;
 
         if (count != NULL) {
             if (*count >= max) {
-                report(p, p->line, section, key, "more than %zu analytes", max);
+                scenario_report(&p->base, p->base.line, section, key, "more than %zu analytes",
+                                max);
                 return false;
             }
             codes[(*count)++] = (uint16_t)code;
         }
     }
     return true;
-}
-
-/* Returns whether the key was already set, and records it in seen. */
-static bool mark_seen(unsigned *seen, unsigned bit)
-{
-    bool was_seen = (*seen & (1u << bit)) != 0;
-
-    *seen |= 1u << bit;
-    return was_seen;
 }
 
 enum device_key {
@@ -365,9 +137,10 @@ static const char *const device_keys[] = {
 
 static void set_text(struct parser *p, const char *name, const char *value, char *out, size_t max)
 {
-    if (!is_register_text(value, max)) {
-        report(p, p->line, "device", name,
-               "invalid value '%s' (expected 1 to %zu printable ASCII characters)", value, max);
+    if (!scenario_is_register_text(value, max)) {
+        scenario_report(&p->base, p->base.line, "device", name,
+                        "invalid value '%s' (expected 1 to %zu printable ASCII characters)", value,
+                        max);
         return;
     }
     strcpy(out, value);
@@ -375,8 +148,9 @@ static void set_text(struct parser *p, const char *name, const char *value, char
 
 static void set_date(struct parser *p, const char *name, const char *value, uint32_t *out)
 {
-    if (!parse_date(value, out)) {
-        report(p, p->line, "device", name, "invalid date '%s' (expected YYYY-MM-DD)", value);
+    if (!scenario_parse_date(value, out)) {
+        scenario_report(&p->base, p->base.line, "device", name,
+                        "invalid date '%s' (expected YYYY-MM-DD)", value);
     }
 }
 
@@ -390,13 +164,13 @@ static void handle_device(struct parser *p, const char *name, const char *value)
         key++;
     }
     if (key == key_count) {
-        report(p, p->line, "device", name,
-               "unknown key (expected serial, firmware, calibration, cartridge_lot, "
-               "cartridge_expiry, slave or panel)");
+        scenario_report(&p->base, p->base.line, "device", name,
+                        "unknown key (expected serial, firmware, calibration, cartridge_lot, "
+                        "cartridge_expiry, slave or panel)");
         return;
     }
-    if (mark_seen(&p->device_seen, (unsigned)key)) {
-        report(p, p->line, "device", name, "key set more than once");
+    if (scenario_mark_seen(&p->device_seen, (unsigned)key)) {
+        scenario_report(&p->base, p->base.line, "device", name, "key set more than once");
         return;
     }
 
@@ -419,9 +193,9 @@ static void handle_device(struct parser *p, const char *name, const char *value)
     case DEVICE_SLAVE: {
         unsigned long slave;
 
-        if (!parse_unsigned(value, MAX_SLAVE, &slave) || slave < 1) {
-            report(p, p->line, "device", name, "invalid value '%s' (expected 1 to %d)", value,
-                   MAX_SLAVE);
+        if (!scenario_parse_unsigned(value, SCENARIO_MAX_SLAVE, &slave) || slave < 1) {
+            scenario_report(&p->base, p->base.line, "device", name,
+                            "invalid value '%s' (expected 1 to %d)", value, SCENARIO_MAX_SLAVE);
             break;
         }
         sc->slave = (int)slave;
@@ -436,7 +210,7 @@ static void handle_device(struct parser *p, const char *name, const char *value)
             break;
         }
         if (count == 0) {
-            report(p, p->line, "device", name, "the panel lists no analyte");
+            scenario_report(&p->base, p->base.line, "device", name, "the panel lists no analyte");
             break;
         }
         memcpy(sc->panel, codes, count * sizeof codes[0]);
@@ -456,51 +230,27 @@ static void handle_phases(struct parser *p, const char *name, const char *value)
         if (strcmp(keys[i], name) != 0) {
             continue;
         }
-        if (mark_seen(&p->phases_seen, i)) {
-            report(p, p->line, "phases", name, "key set more than once");
+        if (scenario_mark_seen(&p->phases_seen, i)) {
+            scenario_report(&p->base, p->base.line, "phases", name, "key set more than once");
             return;
         }
-        if (!parse_unsigned(value, MAX_PHASE_MS, &ms)) {
-            report(p, p->line, "phases", name,
-                   "invalid value '%s' (expected milliseconds, 0 to %u)", value, MAX_PHASE_MS);
+        if (!scenario_parse_unsigned(value, SCENARIO_MAX_PHASE_MS, &ms)) {
+            scenario_report(&p->base, p->base.line, "phases", name,
+                            "invalid value '%s' (expected milliseconds, 0 to %u)", value,
+                            SCENARIO_MAX_PHASE_MS);
             return;
         }
         *fields[i] = (uint32_t)ms;
         return;
     }
-    report(p, p->line, "phases", name,
-           "unknown key (expected cartridge_ms, collecting_ms or analysing_ms)");
-}
-
-/* Records the line of a test key. Returns false after reporting a key set twice. */
-static bool claim_line(struct parser *p, const char *section, const char *name, int *line)
-{
-    if (*line != 0) {
-        report(p, p->line, section, name, "key set more than once (first on line %d)", *line);
-        return false;
-    }
-    *line = p->line;
-    return true;
-}
-
-/* Returns true and sets *out when the value is one of the table's keywords. */
-static bool handle_keyword_key(struct parser *p, const char *section, const char *name,
-                               const char *value, const struct keyword *table, int *line, int *out)
-{
-    if (!claim_line(p, section, name, line)) {
-        return false;
-    }
-    if (!find_keyword(table, value, out)) {
-        report_keyword(p, section, name, value, table);
-        return false;
-    }
-    return true;
+    scenario_report(&p->base, p->base.line, "phases", name,
+                    "unknown key (expected cartridge_ms, collecting_ms or analysing_ms)");
 }
 
 static void handle_list_key(struct parser *p, const char *section, const char *name,
                             const char *value, int *line, uint32_t *mask)
 {
-    if (!claim_line(p, section, name, line)) {
+    if (!scenario_claim_line(&p->base, section, name, line)) {
         return;
     }
     parse_analyte_list(p, section, name, value, mask, NULL, NULL, 0);
@@ -513,28 +263,28 @@ static void handle_test(struct parser *p, const char *section, struct scenario_t
     int keyword = 0;
 
     if (code != 0) {
-        if (!claim_line(p, section, name, &test->concentration_line[code])) {
+        if (!scenario_claim_line(&p->base, section, name, &test->concentration_line[code])) {
             return;
         }
-        if (!parse_concentration(value, &test->concentration[code])) {
-            report(p, p->line, section, name,
-                   "invalid concentration '%s' (expected ng/mL as decimal text with up to "
-                   "three decimals, such as 120.5)",
-                   value);
+        if (!scenario_parse_fixed(value, CONCENTRATION_DECIMALS, &test->concentration[code])) {
+            scenario_report(&p->base, p->base.line, section, name,
+                            "invalid concentration '%s' (expected ng/mL as decimal text with up to "
+                            "three decimals, such as 120.5)",
+                            value);
         }
     } else if (strcmp(name, "outcome") == 0) {
-        if (handle_keyword_key(p, section, name, value, outcome_keywords, &test->outcome_line,
-                               &keyword)) {
+        if (scenario_handle_keyword_key(&p->base, section, name, value, outcome_keywords,
+                                        &test->outcome_line, &keyword)) {
             test->outcome = (uint16_t)keyword;
         }
     } else if (strcmp(name, "error") == 0) {
-        if (handle_keyword_key(p, section, name, value, error_keywords, &test->error_line,
-                               &keyword)) {
+        if (scenario_handle_keyword_key(&p->base, section, name, value, error_keywords,
+                                        &test->error_line, &keyword)) {
             test->error = (uint16_t)keyword;
         }
     } else if (strcmp(name, "fault") == 0) {
-        if (handle_keyword_key(p, section, name, value, fault_keywords, &test->fault_line,
-                               &keyword)) {
+        if (scenario_handle_keyword_key(&p->base, section, name, value, scenario_fault_keywords,
+                                        &test->fault_line, &keyword)) {
             test->fault = (enum scenario_fault)keyword;
         }
     } else if (strcmp(name, "over_range") == 0) {
@@ -545,24 +295,10 @@ static void handle_test(struct parser *p, const char *section, struct scenario_t
         handle_list_key(p, section, name, value, &test->control_invalid_line,
                         &test->control_invalid);
     } else {
-        report(p, p->line, section, name,
-               "unknown key (expected an analyte name, outcome, over_range, under_range, "
-               "control_invalid, error or fault)");
+        scenario_report(&p->base, p->base.line, section, name,
+                        "unknown key (expected an analyte name, outcome, over_range, under_range, "
+                        "control_invalid, error or fault)");
     }
-}
-
-/* Parses "test.N" with N from 1 to MAX_TEST_NUMBER. Returns false for other
- * section names. For a test.N name, *valid is set to whether N is valid. */
-static bool parse_test_section(const char *section, unsigned *number, bool *valid)
-{
-    unsigned long n;
-
-    if (strncmp(section, "test.", 5) != 0) {
-        return false;
-    }
-    *valid = parse_unsigned(section + 5, MAX_TEST_NUMBER, &n) && n >= 1;
-    *number = *valid ? (unsigned)n : 0;
-    return true;
 }
 
 static struct scenario_test *find_or_add_test(struct parser *p, unsigned number)
@@ -587,26 +323,6 @@ static struct scenario_test *find_or_add_test(struct parser *p, unsigned number)
     return &sc->tests[sc->test_count++].test;
 }
 
-/* Reports a bad section name once, at its first key, rather than at every key. */
-static void report_bad_section(struct parser *p, const char *section, const char *name)
-{
-    bool valid;
-    unsigned number;
-
-    if (strncmp(p->bad_section, section, sizeof p->bad_section - 1) == 0) {
-        return;
-    }
-    snprintf(p->bad_section, sizeof p->bad_section, "%s", section);
-
-    if (parse_test_section(section, &number, &valid)) {
-        report(p, p->line, section, name,
-               "invalid test number (expected [test.N] with N from 1 to %u)", MAX_TEST_NUMBER);
-    } else {
-        report(p, p->line, section, name,
-               "unknown section (expected [device], [phases], [default] or [test.N])");
-    }
-}
-
 /* Handles one key of the file for inih. Errors are counted in the parser,
  * so it always returns 1, and the line number that ini_parse_stream returns
  * then points only at syntax errors. */
@@ -622,14 +338,14 @@ static int handle_entry(void *user, const char *section, const char *name, const
         handle_phases(p, name, value);
     } else if (strcmp(section, "default") == 0) {
         handle_test(p, section, &p->sc->default_test, name, value);
-    } else if (parse_test_section(section, &number, &valid)) {
+    } else if (scenario_parse_test_section(section, &number, &valid)) {
         if (!valid) {
-            report_bad_section(p, section, name);
+            scenario_report_bad_section(&p->base, section, name);
             return 1;
         }
         handle_test(p, section, find_or_add_test(p, number), name, value);
     } else {
-        report_bad_section(p, section, name);
+        scenario_report_bad_section(&p->base, section, name);
     }
     return 1;
 }
@@ -644,8 +360,9 @@ static void check_mask_in_panel(struct parser *p, const char *section, const cha
     }
     for (int code = 1; code < SALIVA_ANALYTE_LIMIT; code++) {
         if (outside & (1u << code)) {
-            report(p, line, section, key, "analyte '%s' is not in the [device] panel",
-                   saliva_analyte_name((uint16_t)code));
+            scenario_report(&p->base, line, section, key,
+                            "analyte '%s' is not in the [device] panel",
+                            saliva_analyte_name((uint16_t)code));
             return;
         }
     }
@@ -660,8 +377,8 @@ static void check_test_panel(struct parser *p, const char *section,
         if (test->concentration_line[code] != 0 && !(panel & (1u << code))) {
             const char *name = saliva_analyte_name((uint16_t)code);
 
-            report(p, test->concentration_line[code], section, name,
-                   "analyte '%s' is not in the [device] panel", name);
+            scenario_report(&p->base, test->concentration_line[code], section, name,
+                            "analyte '%s' is not in the [device] panel", name);
         }
     }
     check_mask_in_panel(p, section, "over_range", test->over_range_line, test->over_range, panel);
@@ -709,28 +426,12 @@ int scenario_load(struct scenario *sc, const char *path)
     struct parser p = {.sc = sc};
 
     snprintf(sc->path, sizeof sc->path, "%s", path);
-    p.file = fopen(path, "r");
-    if (p.file == NULL) {
-        fprintf(stderr, "toxlab-sim: cannot open scenario %s: %s\n", path, strerror(errno));
+    if (scenario_parse_file(&p.base, sc->path, handle_entry, &p) != 0) {
         return -1;
     }
 
-    int syntax_line = ini_parse_stream(read_line, &p, handle_entry, &p);
-    fclose(p.file);
-    if (syntax_line > 0) {
-        fprintf(stderr,
-                "toxlab-sim: %s:%d: syntax error (expected [section], key = value or a comment)\n",
-                path, syntax_line);
-        p.errors++;
-    } else if (syntax_line < 0) {
-        fprintf(stderr, "toxlab-sim: reading scenario %s failed\n", path);
-        p.errors++;
-    }
-
-    if (p.errors == 0) {
-        check_panel(&p);
-    }
-    return p.errors == 0 ? 0 : -1;
+    check_panel(&p);
+    return p.base.errors == 0 ? 0 : -1;
 }
 
 const struct scenario_test *scenario_test_for(const struct scenario *sc, unsigned number)

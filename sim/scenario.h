@@ -1,5 +1,5 @@
-/* Scenario files for toxlab-sim: identity, phase durations and what each test
- * returns. The format is documented in docs/sim.md. */
+/* Scenario files for toxlab-sim saliva: identity, phase durations and what
+ * each test returns. The format is documented in docs/sim.md. */
 #ifndef TOXLAB_SIM_SCENARIO_H
 #define TOXLAB_SIM_SCENARIO_H
 
@@ -7,13 +7,7 @@
 #include <stdint.h>
 
 #include "protocol/saliva_map.h"
-
-enum scenario_fault {
-    SCENARIO_FAULT_NONE = 0,
-    SCENARIO_FAULT_EXCEPTION, /* the start command gets exception 4, no test starts */
-    SCENARIO_FAULT_WRONG_ID,  /* the result echoes the host test ID plus one */
-    SCENARIO_FAULT_SILENT,    /* replies stop once the test reaches analysing */
-};
+#include "sim/scenario_parse.h"
 
 /* Result and faults of one test. Masks have bit (1 << analyte code). Line
  * numbers are 0 for keys the file did not set. They let errors found after

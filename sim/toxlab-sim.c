@@ -11,9 +11,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "sim/breath_sim.h"
 #include "sim/pty.h"
 #include "sim/saliva_sim.h"
-#include "sim/scenario.h"
+#include "sim/sim_kind.h"
 
 /* Exit statuses. */
 #define EXIT_RUNTIME 1 /* the pty or the event loop failed */
@@ -21,14 +22,9 @@
 
 #define MAX_SLAVE 247
 
-struct sim_kind {
-    const char *name;
-    const char *summary;
-    int (*run)(const struct sim_run *run);
-};
-
-static const struct sim_kind kinds[] = {
-    {"saliva", "oral-fluid screening analyzer, Modbus RTU slave", saliva_sim_run},
+static const struct sim_kind *const kinds[] = {
+    &saliva_sim_kind,
+    &breath_sim_kind,
 };
 
 struct options {
@@ -49,7 +45,7 @@ static void print_usage(FILE *out)
                  "\n"
                  "Kinds:\n");
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        fprintf(out, "  %-8s %s\n", kinds[i].name, kinds[i].summary);
+        fprintf(out, "  %-8s %s\n", kinds[i]->name, kinds[i]->summary);
     }
     fprintf(out, "\n"
                  "Options:\n"
@@ -66,8 +62,8 @@ static void print_usage(FILE *out)
 static const struct sim_kind *find_kind(const char *name)
 {
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (strcmp(kinds[i].name, name) == 0) {
-            return &kinds[i];
+        if (strcmp(kinds[i]->name, name) == 0) {
+            return kinds[i];
         }
     }
     return NULL;
@@ -169,7 +165,6 @@ static int open_signal_fd(void)
 int main(int argc, char **argv)
 {
     struct options opts;
-    struct scenario scenario;
     struct sim_pty pty;
 
     int parsed = parse_options(argc, argv, &opts);
@@ -182,30 +177,29 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
 
-    scenario_init(&scenario);
-    if (opts.scenario_path != NULL && scenario_load(&scenario, opts.scenario_path) < 0) {
-        scenario_free(&scenario);
+    void *scenario = opts.kind->load_scenario(opts.scenario_path);
+    if (scenario == NULL) {
         return EXIT_USAGE;
     }
 
     if (sim_pty_open(&pty, opts.link) < 0) {
-        scenario_free(&scenario);
+        opts.kind->free_scenario(scenario);
         return EXIT_RUNTIME;
     }
     printf("pty %s\n", pty.path);
     fflush(stdout);
 
+    int scenario_slave = opts.kind->scenario_slave(scenario);
     struct sim_run run = {
         .pty = &pty,
-        .scenario = &scenario,
-        .slave = opts.slave != 0 ? opts.slave : (scenario.slave != 0 ? scenario.slave : 1),
+        .slave = opts.slave != 0 ? opts.slave : (scenario_slave != 0 ? scenario_slave : 1),
         .exit_on_eof = opts.exit_on_eof,
         .signal_fd = signal_fd,
     };
-    int status = opts.kind->run(&run);
+    int status = opts.kind->run(&run, scenario);
 
     sim_pty_close(&pty);
-    scenario_free(&scenario);
+    opts.kind->free_scenario(scenario);
     close(signal_fd);
     return status;
 }

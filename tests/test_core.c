@@ -1,9 +1,11 @@
 /* Unit tests of the daemon's pure logic: decimals, subject IDs, threshold
  * files, interpretation, record IDs and the configuration file. */
 #define _GNU_SOURCE
+#include "controller/alcohol.h"
 #include "controller/config.h"
 #include "controller/interpret.h"
 #include "controller/thresholds.h"
+#include "controller/timefmt.h"
 #include "controller/ulid.h"
 #include "harness.h"
 #include "protocol/decimal.h"
@@ -401,6 +403,122 @@ START_TEST(interpret_hair_units)
 }
 END_TEST
 
+static char *write_config(const char *text);
+
+/* ---- times ---- */
+
+START_TEST(time_parse_valid)
+{
+    static const struct {
+        const char *text;
+        int64_t epoch_ms;
+    } cases[] = {
+        {"2026-12-04T09:30:00Z", 1796376600000LL},
+        {"2026-12-04T17:30:00+08:00", 1796376600000LL},
+        {"2026-12-04T09:30:00.250z", 1796376600250LL},
+        {"2024-02-29T00:00:00-01:30", 1709170200000LL},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t value = 0;
+        ck_assert_msg(time_parse_rfc3339(cases[i].text, &value) == 0, "rejected %s", cases[i].text);
+        ck_assert_msg(value == cases[i].epoch_ms, "%s gave %lld", cases[i].text, (long long)value);
+    }
+}
+END_TEST
+
+START_TEST(time_parse_rejects)
+{
+    static const char *const bad[] = {
+        "2026-02-31T10:00:00Z",  "2026-01-01T10:00:00+99:99", "0001-01-01T00:00:00Z",
+        " 2026-1-1T1:2:3Z",      "2026-01-01T10:00:00+5:00",  "2026-01-01T24:00:00Z",
+        "2026-01-01T10:00:00",   "2026-01-01T10:00:00Zjunk",  "2026-01-01 10:00:00Z",
+        "2026-01-01T10:00:00.Z", "2025-02-29T10:00:00Z",      "",
+    };
+    int64_t value;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(time_parse_rfc3339(bad[i], &value) != 0, "accepted '%s'", bad[i]);
+    }
+}
+END_TEST
+
+START_TEST(date_parse_checks_calendar)
+{
+    ck_assert_int_eq(time_parse_date("2024-02-29"), 20240229);
+    ck_assert_int_eq(time_parse_date("2023-02-29"), 0);
+    ck_assert_int_eq(time_parse_date("2023-02-30"), 0);
+    ck_assert_int_eq(time_parse_date("2023-13-01"), 0);
+    ck_assert_int_eq(time_parse_date("2023-6-01"), 0);
+    ck_assert_int_eq(time_parse_date("2023-06-01x"), 0);
+}
+END_TEST
+
+/* ---- alcohol bands ---- */
+
+static enum alcohol_band band_at(uint32_t breath_raw, int factor)
+{
+    return alcohol_band_of(alcohol_blood_micro(breath_raw, factor), 20 * DECIMAL_SCALE,
+                           80 * DECIMAL_SCALE);
+}
+
+START_TEST(alcohol_band_edges)
+{
+    static const struct {
+        uint32_t raw; /* 0.1 ug/L */
+        int factor;
+        enum alcohol_band band;
+    } cases[] = {
+        {909, 2200, ALCOHOL_BELOW},  {910, 2200, ALCOHOL_DRINK},  {3636, 2200, ALCOHOL_DRINK},
+        {3637, 2200, ALCOHOL_DRUNK}, {999, 2000, ALCOHOL_BELOW},  {1000, 2000, ALCOHOL_DRINK},
+        {0, 2200, ALCOHOL_BELOW},    {4000, 2000, ALCOHOL_DRUNK}, {3999, 2000, ALCOHOL_DRINK},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_msg(band_at(cases[i].raw, cases[i].factor) == cases[i].band,
+                      "%u.%u ug/L at factor %d gave %s", cases[i].raw / 10, cases[i].raw % 10,
+                      cases[i].factor, alcohol_band_name(band_at(cases[i].raw, cases[i].factor)));
+    }
+}
+END_TEST
+
+START_TEST(alcohol_blood_equivalent_exact)
+{
+    char text[32];
+
+    /* 90.9 ug/L at 1:2200 is 19.998 mg/100 mL, not the 20.0 a person reads. */
+    decimal_format(alcohol_blood_micro(909, 2200), 1, text, sizeof(text));
+    ck_assert_str_eq(text, "19.998");
+    decimal_format(alcohol_blood_micro(4123, 2200), 1, text, sizeof(text));
+    ck_assert_str_eq(text, "90.706");
+    ck_assert_int_eq(alcohol_blood_micro(3637, 2200), 80014000);
+}
+END_TEST
+
+START_TEST(config_alcohol_section)
+{
+    struct config config;
+    char err[768];
+    char *path = write_config("[alcohol]\nfactor = 2100\ndrink_limit = 50\ndrunk_limit = 80\n"
+                              "blood_on = drunk, refusal\nsource = local rule\n");
+
+    config_defaults(&config);
+    ck_assert_msg(config_load(&config, path, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(config.alcohol.factor, 2100);
+    ck_assert_int_eq(config.alcohol.drink_micro, 50 * DECIMAL_SCALE);
+    ck_assert_uint_eq(config.alcohol.blood_on, BLOOD_ON_DRUNK | BLOOD_ON_REFUSAL);
+    ck_assert_str_eq(config.alcohol.source, "local rule");
+    ck_assert_int_eq(config_validate(&config, err, sizeof(err)), 0);
+    ck_assert_int_ne(config_override(&config, "alcohol.blood_on=drunk, sleepy", err, sizeof(err)),
+                     0);
+    ck_assert_int_ne(config_override(&config, "alcohol.factor=22", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_override(&config, "alcohol.drunk_limit=40", err, sizeof(err)), 0);
+    ck_assert_int_ne(config_validate(&config, err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(strstr(err, "drunk_limit 40 is not above drink_limit 50"));
+    free(path);
+}
+END_TEST
+
 /* ---- record IDs ---- */
 
 START_TEST(ulid_known_encoding)
@@ -543,6 +661,12 @@ static Suite *core_suite(void)
     tcase_add_test(judging, interpret_device_invalid);
     tcase_add_test(judging, interpret_censored_values);
     tcase_add_test(judging, interpret_hair_units);
+    tcase_add_test(judging, alcohol_band_edges);
+    tcase_add_test(numbers, time_parse_valid);
+    tcase_add_test(numbers, time_parse_rejects);
+    tcase_add_test(numbers, date_parse_checks_calendar);
+    tcase_add_test(judging, alcohol_blood_equivalent_exact);
+    tcase_add_test(configs, config_alcohol_section);
     tcase_add_test(records, ulid_known_encoding);
     tcase_add_test(records, record_ids_ordered_and_prefixed);
     tcase_add_test(configs, config_reads_keys);

@@ -3,6 +3,7 @@
  * read back from the database file. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "rig.h"
 #include "protocol/client_proto.h"
 
 #include <check.h>
@@ -17,234 +18,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#define SUBJECT_A "999999199001011238"
-#define SUBJECT_B "999999198506150028"
-#define EVENT_MS 10000
-#define CLIENT_MS 30000
-
-struct rig {
-    char *dir;
-    char path[512];
-    char socket[512];
-    char database[512];
-    char pty[128];
-    struct child sim;
-    struct child daemon;
-    bool daemon_running;
-};
-
-static const char fast_phases[] = "[phases]\ncartridge_ms = 20\ncollecting_ms = 40\n"
-                                  "analysing_ms = 60\n";
-
-static char *rig_file(struct rig *rig, const char *name)
-{
-    snprintf(rig->path, sizeof(rig->path), "%s/%s", rig->dir, name);
-    return rig->path;
-}
-
-static void start_sim(struct rig *rig, const char *scenario)
-{
-    char line[256];
-    char scenario_path[512];
-    char log_path[512];
-
-    snprintf(scenario_path, sizeof(scenario_path), "%s/scenario.ini", rig->dir);
-    snprintf(log_path, sizeof(log_path), "%s/sim.log", rig->dir);
-    harness_write_file(scenario_path, scenario);
-    char *argv[] = {(char *)harness_program("TOXLAB_SIM"), "saliva", scenario_path, NULL};
-    child_spawn(&rig->sim, argv, NULL, log_path, true, true);
-    ck_assert_msg(child_wait_line(&rig->sim, "pty ", EVENT_MS, line, sizeof(line)),
-                  "the sim printed no pty line");
-    snprintf(rig->pty, sizeof(rig->pty), "%.*s", (int)sizeof(rig->pty) - 1, line + 4);
-    ck_assert(child_wait_line(&rig->sim, "ready", EVENT_MS, line, sizeof(line)));
-}
-
-static void write_config(struct rig *rig, const char *extra)
-{
-    char text[4096];
-    char thresholds[512];
-
-    snprintf(thresholds, sizeof(thresholds), "%s/etc/thresholds.tsv",
-             harness_program("TOXLAB_SOURCE_DIR"));
-    snprintf(text, sizeof(text),
-             "[daemon]\nlab_id = TEST1\ndatabase = %s\nsocket = %s\nsocket_group = %u\n"
-             "thresholds = %s\nbusy_timeout_ms = 50\n\n[instrument.saliva-1]\ndriver = "
-             "saliva\ndevice = %s\n"
-             "poll_interval_ms = 20\nresponse_timeout_ms = 200\nretry_ms = 50\n%s",
-             rig->database, rig->socket, (unsigned)getgid(), thresholds, rig->pty,
-             extra ? extra : "");
-    harness_write_file(rig_file(rig, "toxlab.conf"), text);
-}
-
-/* Puts the words of TOXLAB_DAEMON_WRAPPER (e.g. a valgrind command line)
- * into argv and returns their count; the daemon's own arguments follow. */
-static int daemon_wrapper(char *argv[16])
-{
-    static char words[1024];
-    const char *wrapper = getenv("TOXLAB_DAEMON_WRAPPER");
-    int count = 0;
-
-    if (wrapper == NULL) {
-        return 0;
-    }
-    snprintf(words, sizeof(words), "%s", wrapper);
-    for (char *word = strtok(words, " "); word != NULL && count < 10; word = strtok(NULL, " ")) {
-        argv[count++] = word;
-    }
-    return count;
-}
-
-static void start_daemon(struct rig *rig)
-{
-    char notify_path[512];
-    char config_path[512];
-    char log_path[512];
-    char env_notify[600];
-
-    snprintf(notify_path, sizeof(notify_path), "%s/notify", rig->dir);
-    snprintf(config_path, sizeof(config_path), "%s/toxlab.conf", rig->dir);
-    snprintf(log_path, sizeof(log_path), "%s/toxlabd.log", rig->dir);
-    snprintf(env_notify, sizeof(env_notify), "NOTIFY_SOCKET=%s", notify_path);
-    int notify_fd = notify_open(notify_path);
-    char *argv[16];
-    int argc = daemon_wrapper(argv);
-    char *tail[] = {(char *)harness_program("TOXLABD"), "-c", config_path, "-d", NULL};
-    memcpy(argv + argc, tail, sizeof(tail));
-    char *env[] = {env_notify, NULL};
-    child_spawn(&rig->daemon, argv, env, log_path, false, false);
-    rig->daemon_running = true;
-    bool ready = notify_wait_ready(notify_fd, EVENT_MS);
-    close(notify_fd);
-    if (!ready) {
-        harness_dump_file(log_path);
-    }
-    ck_assert_msg(ready, "toxlabd sent no READY=1");
-    ck_assert_msg(harness_wait_file(log_path, "saliva-1: online", EVENT_MS),
-                  "saliva-1 did not come online");
-}
-
-/* Starts the sim with a scenario and the daemon with extra configuration. */
-static void rig_start(struct rig *rig, const char *scenario, const char *extra_config)
-{
-    memset(rig, 0, sizeof(*rig));
-    rig->dir = harness_tmpdir("e2e");
-    snprintf(rig->socket, sizeof(rig->socket), "%s/run/toxlab.sock", rig->dir);
-    snprintf(rig->database, sizeof(rig->database), "%s/toxlab.db", rig->dir);
-    start_sim(rig, scenario);
-    write_config(rig, extra_config);
-    start_daemon(rig);
-}
-
-/* Stops both; the daemon must exit 0 on SIGTERM. */
-static void rig_stop(struct rig *rig)
-{
-    if (rig->daemon_running) {
-        int status = child_stop(&rig->daemon, SIGTERM, EVENT_MS);
-        rig->daemon_running = false;
-        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-            harness_dump_file(rig->daemon.log_path);
-        }
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                      "toxlabd exit status %d after SIGTERM", status);
-    }
-    child_stop(&rig->sim, SIGTERM, EVENT_MS);
-}
-
-/* Runs the client with the rig's socket; arguments end with NULL. */
-static int client(struct rig *rig, char **out, char **err, ...)
-{
-    char *argv[32] = {(char *)harness_program("TOXLAB"), "-s", rig->socket};
-    int argc = 3;
-    va_list args;
-
-    va_start(args, err);
-    for (char *arg = va_arg(args, char *); arg != NULL && argc < 31; arg = va_arg(args, char *)) {
-        argv[argc++] = arg;
-    }
-    va_end(args);
-    argv[argc] = NULL;
-    int status = harness_run(argv, NULL, CLIENT_MS, out, err);
-    FILE *log = fopen(rig_file(rig, "client.log"), "a");
-    if (log != NULL) {
-        fprintf(log, "$ toxlab");
-        for (int i = 3; i < argc; i++) {
-            fprintf(log, " %s", argv[i]);
-        }
-        fprintf(log, "\n[exit %d]\n%s%s", status, *out, *err);
-        fclose(log);
-    }
-    return status;
-}
-
-static void client_ok(struct rig *rig, ...)
-{
-    char *argv[32] = {(char *)harness_program("TOXLAB"), "-s", rig->socket};
-    int argc = 3;
-    char *out;
-    char *err;
-    va_list args;
-
-    va_start(args, rig);
-    for (char *arg = va_arg(args, char *); arg != NULL && argc < 31; arg = va_arg(args, char *)) {
-        argv[argc++] = arg;
-    }
-    va_end(args);
-    argv[argc] = NULL;
-    int status = harness_run(argv, NULL, CLIENT_MS, &out, &err);
-    ck_assert_msg(status == 0, "toxlab %s %s failed (%d): %s%s", argv[3], argv[4], status, out,
-                  err);
-    free(out);
-    free(err);
-}
-
-static long long db_count(struct rig *rig, const char *sql)
-{
-    sqlite3 *db;
-    sqlite3_stmt *stmt;
-    long long value = -1;
-
-    ck_assert_int_eq(sqlite3_open_v2(rig->database, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK, "%s: %s", sql,
-                  sqlite3_errmsg(db));
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
-        value = sqlite3_column_int64(stmt, 0);
-    }
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return value;
-}
-
-/* Copies the first column of the first row as text ("" when none). */
-static void db_text(struct rig *rig, const char *sql, char *out, size_t size)
-{
-    sqlite3 *db;
-    sqlite3_stmt *stmt;
-
-    out[0] = '\0';
-    ck_assert_int_eq(sqlite3_open_v2(rig->database, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK, "%s: %s", sql,
-                  sqlite3_errmsg(db));
-    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != NULL) {
-        snprintf(out, size, "%s", (const char *)sqlite3_column_text(stmt, 0));
-    }
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-}
-
-static void register_subject(struct rig *rig, const char *subject, const char *barcode)
-{
-    client_ok(rig, "subject", "add", subject, NULL);
-    client_ok(rig, "specimen", "add", "--subject", subject, "--barcode", barcode, "--matrix",
-              "oral-fluid", NULL);
-}
-
-static void assert_contains(const char *text, const char *part)
-{
-    ck_assert_msg(strstr(text, part) != NULL, "expected '%s' in:\n%s", part, text);
-}
 
 START_TEST(screen_negative_then_presumptive)
 {
@@ -360,23 +133,6 @@ START_TEST(malformed_subject_rejected)
     rig_stop(&rig);
 }
 END_TEST
-
-/* Starts a test without waiting and returns its ID from the JSON response. */
-static void start_detached(struct rig *rig, char *test_id, size_t size)
-{
-    char *out;
-    char *err;
-
-    ck_assert_int_eq(client(rig, &out, &err, "--json", "test", "start", "--subject", SUBJECT_A,
-                            "--instrument", "saliva-1", "--no-wait", NULL),
-                     0);
-    char *tests = strstr(out, "\"tests\":[{\"id\":\"");
-    ck_assert_msg(tests != NULL, "no test ID in %s", out);
-    tests += strlen("\"tests\":[{\"id\":\"");
-    snprintf(test_id, size, "%.*s", (int)strcspn(tests, "\""), tests);
-    free(out);
-    free(err);
-}
 
 START_TEST(silent_analyzer_interrupted)
 {
@@ -732,7 +488,11 @@ START_TEST(restart_resumes_held_test)
     db_text(&rig, sql, text, sizeof(text));
     ck_assert_str_eq(text, "completed");
     ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 1);
-    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM decisions"), 1);
+    /* The restart decided the stop with the test interrupted; the result adds a decision. */
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM decisions"), 2);
+    db_text(&rig, "SELECT actions FROM decisions ORDER BY created DESC, rowid DESC LIMIT 1", text,
+            sizeof(text));
+    ck_assert_str_eq(text, "[]");
     rig_stop(&rig);
 }
 END_TEST

@@ -1,7 +1,8 @@
-/* Integration tests of toxlab-sim saliva on a real pty: a third-party
- * master (mbpoll) reads the identity, and the test itself speaks Modbus RTU
- * on the pty's slave side to check framing, commands and scenario faults.
- * Every wait is for an event line or a reply, with a deadline. */
+/* Integration tests of toxlab-sim saliva and breath on a real pty: a
+ * third-party master (mbpoll) reads the identity, and the test itself
+ * speaks Modbus RTU on the pty's slave side to check framing, commands,
+ * scenario faults and the stall command. Every wait is for an event line or
+ * a reply, with a deadline. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "protocol/breath_map.h"
 #include "protocol/rtu.h"
 #include "protocol/saliva_map.h"
 
@@ -28,6 +30,8 @@
 
 /* Phases short enough that a whole test takes a few tens of milliseconds. */
 #define FAST_PHASES "[phases]\ncartridge_ms = 10\ncollecting_ms = 10\nanalysing_ms = 10\n"
+#define FAST_BREATH_PHASES                                                                         \
+    "[phases]\nwarmup_ms = 0\nblow_request_ms = 10\nblowing_ms = 10\nanalysing_ms = 10\n"
 
 struct sim {
     char *dir;
@@ -47,9 +51,10 @@ static void expect_event(struct sim *sim, const char *prefix, char *line, size_t
     }
 }
 
-/* Writes the scenario and starts `toxlab-sim saliva [extra] SCENARIO` with
+/* Writes the scenario and starts `toxlab-sim KIND [extra] SCENARIO` with
  * piped standard input and output, then waits for its pty and ready lines. */
-static void start_sim(struct sim *sim, const char *tag, const char *scenario, const char *extra)
+static void start_kind_sim(struct sim *sim, const char *kind, const char *tag, const char *scenario,
+                           const char *extra)
 {
     char line[512];
     char *argv[6];
@@ -63,7 +68,7 @@ static void start_sim(struct sim *sim, const char *tag, const char *scenario, co
     harness_write_file(sim->scenario_path, scenario);
 
     argv[argc++] = (char *)harness_program("TOXLAB_SIM");
-    argv[argc++] = (char *)"saliva";
+    argv[argc++] = (char *)kind;
     if (extra != NULL) {
         argv[argc++] = (char *)extra;
     }
@@ -74,6 +79,11 @@ static void start_sim(struct sim *sim, const char *tag, const char *scenario, co
     expect_event(sim, "pty ", line, sizeof line);
     snprintf(sim->pty, sizeof sim->pty, "%s", line + strlen("pty "));
     expect_event(sim, "ready ", line, sizeof line);
+}
+
+static void start_sim(struct sim *sim, const char *tag, const char *scenario, const char *extra)
+{
+    start_kind_sim(sim, "saliva", tag, scenario, extra);
 }
 
 /* Sends SIGTERM to the sim's PID and checks that it prints `stop` and exits 0.
@@ -233,6 +243,63 @@ static const struct saliva_analyte_result *find_analyte(const struct saliva_resu
     }
     ck_abort_msg("analyte %u missing from the result", code);
     return NULL;
+}
+
+/* Writes host test ID and command to the breath control block. Returns the
+ * exception code, or 0 for a normal reply. */
+static uint8_t send_breath_command(int fd, uint32_t host_id, uint16_t command)
+{
+    uint16_t control[BREATH_CONTROL_COUNT];
+    uint8_t frame[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+
+    breath_encode_control(host_id, command, control);
+    size_t len = rtu_build_write_multiple_request(1, BREATH_CONTROL_ADDR, control,
+                                                  BREATH_CONTROL_COUNT, frame);
+    send_bytes(fd, frame, len);
+    read_reply(fd, reply);
+    if (reply[1] & 0x80) {
+        ck_assert_uint_eq(reply[1], RTU_FC_WRITE_MULTIPLE | 0x80);
+        return reply[2];
+    }
+    ck_assert_uint_eq(reply[1], RTU_FC_WRITE_MULTIPLE);
+    return 0;
+}
+
+static void read_breath_status(int fd, struct breath_status *st)
+{
+    uint16_t regs[BREATH_STATUS_COUNT];
+
+    read_registers(fd, BREATH_STATUS_ADDR, BREATH_STATUS_COUNT, regs);
+    breath_decode_status(regs, st);
+}
+
+static void read_breath_result(int fd, struct breath_result *res)
+{
+    uint16_t regs[BREATH_RESULT_COUNT];
+
+    read_registers(fd, BREATH_RESULT_ADDR, BREATH_RESULT_COUNT, regs);
+    ck_assert_int_eq(breath_decode_result(regs, res), 0);
+}
+
+/* Waits for the next event line starting with "phase " and checks it
+ * exactly, so that phases out of order fail. */
+static void expect_phase(struct sim *sim, const char *expected)
+{
+    char line[256];
+
+    expect_event(sim, "phase ", line, sizeof line);
+    ck_assert_str_eq(line, expected);
+}
+
+/* Checks that no reply byte waits on the port. The sim writes a reply
+ * before it prints the events of the request, so once an event of a later
+ * step is read, a reply that was sent is already there. */
+static void assert_no_reply_waiting(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+    ck_assert_msg(poll(&pfd, 1, 0) == 0, "the sim sent a reply it should have withheld");
 }
 
 START_TEST(mbpoll_reads_identity)
@@ -710,11 +777,430 @@ START_TEST(eof_stops_only_when_asked)
 }
 END_TEST
 
+START_TEST(breath_mbpoll_reads_identity)
+{
+    struct sim sim;
+    char timeout[16];
+    char *out = NULL;
+    char *err = NULL;
+
+    start_kind_sim(&sim, "breath", "sim-breath-mbpoll",
+                   "[device]\nserial = BA-7731\nmouthpiece_lot = MP2411\n", NULL);
+
+    /* mbpoll's own timeout follows CK_TIMEOUT_MULTIPLIER, within its 10 s limit. */
+    int ms = harness_ms(1000);
+    snprintf(timeout, sizeof timeout, "%.2f", ms > 10000 ? 10.0 : ms / 1000.0);
+    char *argv[] = {"mbpoll", "-m",    "rtu", "-b", "19200", "-P",    "even", "-d", "8",
+                    "-s",     "1",     "-a",  "1",  "-0",    "-r",    "0",    "-c", "24",
+                    "-t",     "4:hex", "-1",  "-o", timeout, sim.pty, NULL};
+    int rc = harness_run(argv, NULL, 10000, &out, &err);
+
+    ck_assert_msg(rc == 0, "mbpoll exited with %d: %s%s", rc, out, err);
+    ck_assert_msg(strstr(out, "[0]: \t0x4241") != NULL, "no model code in:\n%s", out);
+    ck_assert_msg(strstr(out, "[1]: \t0x0100") != NULL, "no protocol version in:\n%s", out);
+    /* "BA-7731": BA -7 73 1, then NUL padding. */
+    ck_assert_msg(strstr(out, "[2]: \t0x4241") != NULL, "no serial 'BA' in:\n%s", out);
+    ck_assert_msg(strstr(out, "[3]: \t0x2D37") != NULL, "no serial '-7' in:\n%s", out);
+    ck_assert_msg(strstr(out, "[4]: \t0x3733") != NULL, "no serial '73' in:\n%s", out);
+    ck_assert_msg(strstr(out, "[5]: \t0x3100") != NULL, "no serial '1' in:\n%s", out);
+    ck_assert_msg(strstr(out, "[6]: \t0x0000") != NULL, "no serial padding in:\n%s", out);
+    ck_assert_msg(strstr(out, "[18]: \t0x4D50") != NULL, "no mouthpiece lot 'MP' in:\n%s", out);
+    ck_assert_msg(strstr(out, "[23]: \t") != NULL, "fewer than 24 registers in:\n%s", out);
+
+    free(out);
+    free(err);
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(breath_start_result_ack)
+{
+    struct sim sim;
+    char line[256];
+    struct breath_status st;
+    struct breath_result res;
+    const uint32_t host_id = 0x5C01E2AA;
+
+    start_kind_sim(&sim, "breath", "sim-breath-flow",
+                   FAST_BREATH_PHASES "[test.1]\nalcohol = 412.3\n"
+                                      "flags = mouth-alcohol, temperature\ntemperature = -5.5\n",
+                   NULL);
+    int fd = open_port(&sim);
+    expect_event(&sim, "warm", line, sizeof line);
+    ck_assert_str_eq(line, "warm");
+
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.state, BREATH_READY);
+    ck_assert_uint_eq(st.host_test_id, 0);
+
+    ck_assert_uint_eq(send_breath_command(fd, host_id, BREATH_CMD_START), 0);
+    expect_event(&sim, "start ", line, sizeof line);
+    ck_assert_str_eq(line, "start test=1 host_id=0x5c01e2aa");
+    expect_phase(&sim, "phase test=1 state=blow-requested");
+    expect_phase(&sim, "phase test=1 state=blowing");
+    expect_phase(&sim, "phase test=1 state=analysing");
+    expect_phase(&sim, "phase test=1 state=result-ready");
+
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.state, BREATH_RESULT_READY);
+    ck_assert_uint_eq(st.percent, 100);
+    ck_assert_uint_eq(st.seconds_left, 0);
+    ck_assert_uint_eq(st.host_test_id, host_id);
+    ck_assert_uint_eq(st.sequence, 1);
+
+    read_breath_result(fd, &res);
+    ck_assert_uint_eq(res.host_test_id, host_id);
+    ck_assert_uint_eq(res.sequence, 1);
+    ck_assert_uint_eq(res.alcohol, 4123);
+    ck_assert_uint_eq(res.flags, BREATH_FLAG_MOUTH_ALCOHOL | BREATH_FLAG_TEMPERATURE);
+    ck_assert_int_eq(res.temperature, -55);
+
+    /* An unacknowledged result makes the analyzer busy. */
+    ck_assert_uint_eq(send_breath_command(fd, 0x11111111, BREATH_CMD_START), RTU_EX_BUSY);
+    expect_event(&sim, "exception ", line, sizeof line);
+    ck_assert_str_eq(line, "exception function=16 register=200 code=6");
+
+    ck_assert_uint_eq(send_breath_command(fd, host_id, BREATH_CMD_ACK_RESULT), 0);
+    expect_event(&sim, "ack ", line, sizeof line);
+    ck_assert_str_eq(line, "ack test=1 host_id=0x5c01e2aa");
+
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.state, BREATH_READY);
+    ck_assert_uint_eq(st.host_test_id, 0);
+    read_breath_result(fd, &res);
+    ck_assert_uint_eq(res.host_test_id, 0);
+    ck_assert_uint_eq(res.sequence, 0);
+    ck_assert_uint_eq(res.alcohol, 0);
+    ck_assert_int_eq(res.temperature, 0);
+
+    /* The next test reads [default]'s built-in values: 0 ug/L at 21.0 degC. */
+    ck_assert_uint_eq(send_breath_command(fd, 0x22222222, BREATH_CMD_START), 0);
+    expect_phase(&sim, "phase test=2 state=blow-requested");
+    expect_event(&sim, "phase test=2 state=result-ready", line, sizeof line);
+    read_breath_result(fd, &res);
+    ck_assert_uint_eq(res.sequence, 2);
+    ck_assert_uint_eq(res.host_test_id, 0x22222222);
+    ck_assert_uint_eq(res.alcohol, 0);
+    ck_assert_uint_eq(res.flags, 0);
+    ck_assert_int_eq(res.temperature, 210);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(breath_busy_while_warming_up)
+{
+    struct sim sim;
+    char line[256];
+    struct breath_status st;
+
+    /* A warm-up of a day never ends during the test. breath_start_result_ack,
+     * with no warm-up, is the control in which the same start is accepted. */
+    start_kind_sim(&sim, "breath", "sim-breath-warm", "[phases]\nwarmup_ms = 86400000\n", NULL);
+    int fd = open_port(&sim);
+
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.state, BREATH_WARMING_UP);
+    ck_assert_uint_gt(st.seconds_left, 0);
+
+    ck_assert_uint_eq(send_breath_command(fd, 0xABCD0001, BREATH_CMD_START), RTU_EX_BUSY);
+    expect_event(&sim, "exception ", line, sizeof line);
+    ck_assert_str_eq(line, "exception function=16 register=200 code=6");
+
+    /* The refused start changed no register. */
+    uint16_t control[BREATH_CONTROL_COUNT];
+    read_registers(fd, BREATH_CONTROL_ADDR, BREATH_CONTROL_COUNT, control);
+    ck_assert_uint_eq(control[0], 0);
+    ck_assert_uint_eq(control[1], 0);
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.state, BREATH_WARMING_UP);
+    ck_assert_uint_eq(st.host_test_id, 0);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(breath_never_blows_until_abort)
+{
+    struct sim sim;
+    char line[256];
+    struct breath_status st;
+
+    start_kind_sim(&sim, "breath", "sim-breath-refusal",
+                   FAST_BREATH_PHASES "[test.1]\nblow = never\nalcohol = 800\n", NULL);
+    int fd = open_port(&sim);
+    expect_event(&sim, "warm", line, sizeof line);
+
+    ck_assert_uint_eq(send_breath_command(fd, 0x0BAD0001, BREATH_CMD_START), 0);
+    expect_phase(&sim, "phase test=1 state=blow-requested");
+
+    /* The blow request lasts 10 ms, so the status read after this hold
+     * command comes long after the blow request would have ended. */
+    child_send(&sim.child, "hold");
+    expect_event(&sim, "hold ", line, sizeof line);
+    ck_assert_str_eq(line, "hold test=1");
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.state, BREATH_BLOW_REQUESTED);
+    ck_assert_uint_eq(st.host_test_id, 0x0BAD0001);
+    ck_assert_uint_lt(st.percent, 100);
+    ck_assert_uint_gt(st.seconds_left, 0);
+
+    ck_assert_uint_eq(send_breath_command(fd, 0x0BAD0001, BREATH_CMD_ABORT), 0);
+    expect_event(&sim, "abort ", line, sizeof line);
+    ck_assert_str_eq(line, "abort test=1 host_id=0x0bad0001");
+
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.state, BREATH_READY);
+    ck_assert_uint_eq(st.host_test_id, 0);
+    ck_assert_uint_eq(st.sequence, 0);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(breath_hold_keeps_analysing)
+{
+    struct sim sim;
+    char line[256];
+    struct breath_status st;
+
+    /* With phases of 0 ms only the hold keeps the test from its result. */
+    start_kind_sim(&sim, "breath", "sim-breath-hold",
+                   "[phases]\nwarmup_ms = 0\nblow_request_ms = 0\nblowing_ms = 0\n"
+                   "analysing_ms = 0\n",
+                   NULL);
+    int fd = open_port(&sim);
+    expect_event(&sim, "warm", line, sizeof line);
+
+    child_send(&sim.child, "hold");
+    expect_event(&sim, "hold", line, sizeof line);
+    ck_assert_uint_eq(send_breath_command(fd, 0x0000BEEF, BREATH_CMD_START), 0);
+    expect_event(&sim, "phase test=1 state=analysing", line, sizeof line);
+
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.state, BREATH_ANALYSING);
+    ck_assert_uint_eq(st.percent, 99);
+    ck_assert_uint_eq(st.seconds_left, 0);
+
+    child_send(&sim.child, "release");
+    expect_event(&sim, "release", line, sizeof line);
+    expect_event(&sim, "phase test=1 state=result-ready", line, sizeof line);
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.state, BREATH_RESULT_READY);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(breath_error_and_faults)
+{
+    struct sim sim;
+    char line[256];
+    struct breath_status st;
+    struct breath_result res;
+
+    start_kind_sim(&sim, "breath", "sim-breath-faults",
+                   FAST_BREATH_PHASES "[test.1]\nerror = calibration-due\n"
+                                      "[test.2]\nfault = exception\n"
+                                      "[test.3]\nfault = wrong-id\nalcohol = 90.9\n",
+                   NULL);
+    int fd = open_port(&sim);
+    expect_event(&sim, "warm", line, sizeof line);
+
+    ck_assert_uint_eq(send_breath_command(fd, 100, BREATH_CMD_START), 0);
+    expect_event(&sim, "phase test=1 state=error", line, sizeof line);
+    expect_event(&sim, "error ", line, sizeof line);
+    ck_assert_str_eq(line, "error test=1 code=2 text=calibration-due");
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.state, BREATH_ERROR);
+    ck_assert_uint_eq(st.error_code, BREATH_ERR_CALIBRATION_DUE);
+    read_breath_result(fd, &res);
+    ck_assert_uint_eq(res.host_test_id, 0);
+
+    ck_assert_uint_eq(send_breath_command(fd, 100, BREATH_CMD_ACK_RESULT), 0);
+    expect_event(&sim, "ack ", line, sizeof line);
+
+    ck_assert_uint_eq(send_breath_command(fd, 200, BREATH_CMD_START), RTU_EX_DEVICE_FAILURE);
+    expect_event(&sim, "exception ", line, sizeof line);
+    ck_assert_str_eq(line, "exception function=16 register=200 code=4 test=2");
+
+    ck_assert_uint_eq(send_breath_command(fd, 300, BREATH_CMD_START), 0);
+    expect_event(&sim, "start ", line, sizeof line);
+    ck_assert_str_eq(line, "start test=3 host_id=0x0000012c");
+    expect_event(&sim, "phase test=3 state=result-ready", line, sizeof line);
+    read_breath_result(fd, &res);
+    ck_assert_uint_eq(res.host_test_id, 301);
+    ck_assert_uint_eq(res.alcohol, 909);
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.host_test_id, 300);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+/* Runs for each kind: both sims share the stall command. */
+static const char *const stall_kinds[] = {"saliva", "breath"};
+
+START_TEST(stall_withholds_one_reply)
+{
+    struct sim sim;
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+    uint16_t model = 0;
+    const char *kind = stall_kinds[_i];
+    uint16_t expected_model = _i == 0 ? SALIVA_MODEL_CODE : BREATH_MODEL_CODE;
+
+    start_kind_sim(&sim, kind, "sim-stall", "", NULL);
+    int fd = open_port(&sim);
+
+    child_send(&sim.child, "stall");
+    expect_event(&sim, "stall", line, sizeof line);
+    ck_assert_str_eq(line, "stall");
+
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, 0, 1, frame);
+    send_bytes(fd, frame, len);
+    expect_event(&sim, "stalled ", line, sizeof line);
+    ck_assert_str_eq(line, "stalled function=3 register=0");
+    assert_no_reply_waiting(fd);
+
+    /* A request that comes while a reply is withheld is dropped. */
+    len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, 100, 7, frame);
+    send_bytes(fd, frame, len);
+    expect_event(&sim, "dropped ", line, sizeof line);
+    ck_assert_str_eq(line, "dropped function=3 register=100");
+    assert_no_reply_waiting(fd);
+
+    child_send(&sim.child, "unstall");
+    expect_event(&sim, "unstalled", line, sizeof line);
+    ck_assert_str_eq(line, "unstalled function=3 register=0");
+    len = read_reply(fd, reply);
+    ck_assert_uint_eq(len, 7);
+    ck_assert_uint_eq((reply[3] << 8) | reply[4], expected_model);
+    assert_no_reply_waiting(fd);
+
+    /* The stall is used up: the next request gets its reply at once. */
+    read_registers(fd, 0, 1, &model);
+    ck_assert_uint_eq(model, expected_model);
+
+    /* A stall given while a reply is withheld applies to the request after
+     * the unstall. */
+    child_send(&sim.child, "stall");
+    expect_event(&sim, "stall", line, sizeof line);
+    len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, 100, 7, frame);
+    send_bytes(fd, frame, len);
+    expect_event(&sim, "stalled ", line, sizeof line);
+    ck_assert_str_eq(line, "stalled function=3 register=100");
+    child_send(&sim.child, "stall");
+    expect_event(&sim, "stall", line, sizeof line);
+    ck_assert_str_eq(line, "stall");
+    child_send(&sim.child, "unstall");
+    expect_event(&sim, "unstalled", line, sizeof line);
+    ck_assert_str_eq(line, "unstalled function=3 register=100");
+    read_reply(fd, reply);
+    ck_assert_uint_eq(reply[1], RTU_FC_READ_HOLDING);
+    len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, 0, 1, frame);
+    send_bytes(fd, frame, len);
+    expect_event(&sim, "stalled ", line, sizeof line);
+    ck_assert_str_eq(line, "stalled function=3 register=0");
+    assert_no_reply_waiting(fd);
+    child_send(&sim.child, "unstall");
+    expect_event(&sim, "unstalled", line, sizeof line);
+    read_reply(fd, reply);
+    ck_assert_uint_eq((reply[3] << 8) | reply[4], expected_model);
+
+    /* An unstall before any request cancels the stall. */
+    child_send(&sim.child, "stall");
+    expect_event(&sim, "stall", line, sizeof line);
+    child_send(&sim.child, "unstall");
+    expect_event(&sim, "unstalled", line, sizeof line);
+    ck_assert_str_eq(line, "unstalled");
+    model = 0;
+    read_registers(fd, 0, 1, &model);
+    ck_assert_uint_eq(model, expected_model);
+
+    stop_sim(&sim);
+}
+END_TEST
+
+START_TEST(breath_scenario_error_names_line)
+{
+    static const struct {
+        const char *text;
+        const char *where; /* "scenario.ini:LINE:" */
+        const char *key;
+    } cases[] = {
+        {"[device]\nserial = BA-1\nmouthpiece = MP1\n", "scenario.ini:3:", "mouthpiece"},
+        {"[device]\ncalibration_due = 2027-02-30\n", "scenario.ini:2:", "calibration_due"},
+        {"[phases]\nwarmup_ms = soon\n", "scenario.ini:2:", "warmup_ms"},
+        {"[phases]\ncartridge_ms = 10\n", "scenario.ini:2:", "cartridge_ms"},
+        {"[test.1]\nalcohol = 12.34\n", "scenario.ini:2:", "alcohol"},
+        {"[test.1]\nalcohol = -3\n", "scenario.ini:2:", "alcohol"},
+        {"[default]\nflags = mouth-alcohol, hiccups\n", "scenario.ini:2:", "flags"},
+        {"[default]\nflags = temperature, temperature\n", "scenario.ini:2:", "flags"},
+        {"[test.3]\ntemperature = warm\n", "scenario.ini:2:", "temperature"},
+        {"[test.3]\ntemperature = 21.05\n", "scenario.ini:2:", "temperature"},
+        {"[test.2]\n\nblow = sometimes\n", "scenario.ini:3:", "blow"},
+        {"[test.1]\nerror = sensor-fault\n", "scenario.ini:2:", "error"},
+        {"[test.1]\nfault = busy\n", "scenario.ini:2:", "fault"},
+        {"[test.1]\nthc = 3\n", "scenario.ini:2:", "thc"},
+        {"[test.1]\nalcohol = 1\nalcohol = 2\n", "scenario.ini:3:", "alcohol"},
+    };
+    char *dir = harness_tmpdir("sim-breath-scenario");
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof path, "%s/scenario.ini", dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[] = {(char *)harness_program("TOXLAB_SIM"), "breath", path, NULL};
+        char *out = NULL;
+        char *err = NULL;
+
+        harness_write_file(path, cases[i].text);
+        int rc = harness_run(argv, NULL, EXIT_TIMEOUT_MS, &out, &err);
+        ck_assert_msg(rc == 2, "case %zu: exit code %d, expected 2. Standard error: %s", i, rc,
+                      err);
+        ck_assert_msg(strstr(err, cases[i].where) != NULL, "case %zu: no '%s' in: %s", i,
+                      cases[i].where, err);
+        ck_assert_msg(strstr(err, cases[i].key) != NULL, "case %zu: no '%s' in: %s", i,
+                      cases[i].key, err);
+        ck_assert_msg(out[0] == '\0', "case %zu: the sim printed events: %s", i, out);
+        free(out);
+        free(err);
+    }
+
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(breath_scenario_every_key_starts)
+{
+    /* Control for breath_scenario_error_names_line: every key with a valid
+     * value, so that only the bad value or key makes those cases fail. */
+    struct sim sim;
+    char line[256];
+
+    start_kind_sim(&sim, "breath", "sim-breath-scenario-ok",
+                   "[device]\nserial = BA-1\nfirmware = 1.4.2\ncalibration = 2026-09-15\n"
+                   "calibration_due = 2027-02-28\nmouthpiece_lot = MP1\nslave = 1\n"
+                   "[phases]\nwarmup_ms = 0\nblow_request_ms = 5\nblowing_ms = 5\n"
+                   "analysing_ms = 5\n"
+                   "[default]\nflags = mouth-alcohol, temperature\ntemperature = 21.5\n"
+                   "[test.1]\nalcohol = 12.3\ntemperature = -3276.8\nflags =\n"
+                   "[test.2]\nblow = never\nerror = sensor\nfault = silent\n",
+                   NULL);
+    expect_event(&sim, "warm", line, sizeof line);
+    stop_sim(&sim);
+}
+END_TEST
+
 static Suite *sim_suite(void)
 {
     Suite *suite = suite_create("sim");
     TCase *wire = tcase_create("wire");
     TCase *commands = tcase_create("commands");
+    TCase *breath = tcase_create("breath");
     TCase *process = tcase_create("process");
 
     tcase_set_timeout(wire, HARNESS_CASE_TIMEOUT);
@@ -732,11 +1218,24 @@ static Suite *sim_suite(void)
     tcase_add_test(commands, single_register_command);
     tcase_add_test(commands, hold_keeps_analysing);
     tcase_add_test(commands, fault_exception_then_wrong_id);
+    tcase_add_loop_test(commands, stall_withholds_one_reply, 0,
+                        sizeof stall_kinds / sizeof stall_kinds[0]);
     suite_add_tcase(suite, commands);
+
+    tcase_set_timeout(breath, HARNESS_CASE_TIMEOUT);
+    tcase_add_test(breath, breath_mbpoll_reads_identity);
+    tcase_add_test(breath, breath_start_result_ack);
+    tcase_add_test(breath, breath_busy_while_warming_up);
+    tcase_add_test(breath, breath_never_blows_until_abort);
+    tcase_add_test(breath, breath_hold_keeps_analysing);
+    tcase_add_test(breath, breath_error_and_faults);
+    suite_add_tcase(suite, breath);
 
     tcase_set_timeout(process, HARNESS_CASE_TIMEOUT);
     tcase_add_test(process, scenario_error_names_line);
     tcase_add_test(process, scenario_without_error_starts);
+    tcase_add_test(process, breath_scenario_error_names_line);
+    tcase_add_test(process, breath_scenario_every_key_starts);
     tcase_add_test(process, link_follows_pty);
     tcase_add_test(process, eof_stops_only_when_asked);
     suite_add_tcase(suite, process);

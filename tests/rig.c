@@ -1,0 +1,278 @@
+#define _GNU_SOURCE
+#include "rig.h"
+
+#include <check.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char fast_phases[] = "[phases]\ncartridge_ms = 20\ncollecting_ms = 40\n"
+                           "analysing_ms = 60\n";
+const char fast_breath_phases[] = "[phases]\nwarmup_ms = 20\nblow_request_ms = 20\n"
+                                  "blowing_ms = 40\nanalysing_ms = 60\n";
+
+char *rig_file(struct rig *rig, const char *name)
+{
+    snprintf(rig->path, sizeof(rig->path), "%s/%s", rig->dir, name);
+    return rig->path;
+}
+
+/* Starts `toxlab-sim KIND` with a scenario and copies its pty path. */
+static void start_sim(struct rig *rig, const char *kind, const char *scenario, struct child *sim,
+                      char *pty, size_t pty_size)
+{
+    char line[256];
+    char scenario_path[512];
+    char log_path[512];
+
+    snprintf(scenario_path, sizeof(scenario_path), "%s/%s.ini", rig->dir, kind);
+    snprintf(log_path, sizeof(log_path), "%s/%s-sim.log", rig->dir, kind);
+    harness_write_file(scenario_path, scenario);
+    char *argv[] = {(char *)harness_program("TOXLAB_SIM"), (char *)kind, scenario_path, NULL};
+    child_spawn(sim, argv, NULL, log_path, true, true);
+    ck_assert_msg(child_wait_line(sim, "pty ", EVENT_MS, line, sizeof(line)),
+                  "the %s sim printed no pty line", kind);
+    snprintf(pty, pty_size, "%.*s", (int)pty_size - 1, line + 4);
+    ck_assert(child_wait_line(sim, "ready", EVENT_MS, line, sizeof(line)));
+}
+
+void write_config(struct rig *rig, const char *extra)
+{
+    char text[8192];
+    char thresholds[512];
+    char breath[1024] = "";
+
+    snprintf(thresholds, sizeof(thresholds), "%s/etc/thresholds.tsv",
+             harness_program("TOXLAB_SOURCE_DIR"));
+    if (rig->has_breath) {
+        snprintf(breath, sizeof(breath),
+                 "\n[instrument.breath-1]\ndriver = breath\ndevice = %s\npoll_interval_ms = 20\n"
+                 "response_timeout_ms = 200\nretry_ms = 50\n%s",
+                 rig->breath_pty, rig->breath_extra ? rig->breath_extra : "");
+    }
+    snprintf(text, sizeof(text),
+             "[daemon]\nlab_id = TEST1\ndatabase = %s\nsocket = %s\nsocket_group = %u\n"
+             "thresholds = %s\nbusy_timeout_ms = 50\n\n[instrument.saliva-1]\ndriver = "
+             "saliva\ndevice = %s\npoll_interval_ms = 20\nresponse_timeout_ms = 200\n"
+             "retry_ms = 50\n%s%s",
+             rig->database, rig->socket, (unsigned)getgid(), thresholds, rig->pty,
+             extra ? extra : "", breath);
+    harness_write_file(rig_file(rig, "toxlab.conf"), text);
+}
+
+/* Puts the words of TOXLAB_DAEMON_WRAPPER (e.g. a valgrind command line)
+ * into argv and returns their count; the daemon's own arguments follow. */
+static int daemon_wrapper(char *argv[16])
+{
+    static char words[1024];
+    const char *wrapper = getenv("TOXLAB_DAEMON_WRAPPER");
+    int count = 0;
+
+    if (wrapper == NULL) {
+        return 0;
+    }
+    snprintf(words, sizeof(words), "%s", wrapper);
+    for (char *word = strtok(words, " "); word != NULL && count < 10; word = strtok(NULL, " ")) {
+        argv[count++] = word;
+    }
+    return count;
+}
+
+void start_daemon(struct rig *rig)
+{
+    char notify_path[512];
+    char config_path[512];
+    char log_path[512];
+    char env_notify[600];
+
+    snprintf(notify_path, sizeof(notify_path), "%s/notify", rig->dir);
+    snprintf(config_path, sizeof(config_path), "%s/toxlab.conf", rig->dir);
+    snprintf(log_path, sizeof(log_path), "%s/toxlabd.log", rig->dir);
+    snprintf(env_notify, sizeof(env_notify), "NOTIFY_SOCKET=%s", notify_path);
+    int notify_fd = notify_open(notify_path);
+    char *argv[16];
+    int argc = daemon_wrapper(argv);
+    char *tail[] = {(char *)harness_program("TOXLABD"), "-c", config_path, "-d", NULL};
+    memcpy(argv + argc, tail, sizeof(tail));
+    char *env[] = {env_notify, NULL};
+    child_spawn(&rig->daemon, argv, env, log_path, false, false);
+    rig->daemon_running = true;
+    bool ready = notify_wait_ready(notify_fd, EVENT_MS);
+    close(notify_fd);
+    if (!ready) {
+        harness_dump_file(log_path);
+    }
+    ck_assert_msg(ready, "toxlabd sent no READY=1");
+    ck_assert_msg(harness_wait_file(log_path, "saliva-1: online", EVENT_MS),
+                  "saliva-1 did not come online");
+    ck_assert_msg(!rig->has_breath || harness_wait_file(log_path, "breath-1: online", EVENT_MS),
+                  "breath-1 did not come online");
+}
+
+/* Starts the sim with a scenario and the daemon with extra configuration. */
+static void rig_prepare(struct rig *rig)
+{
+    memset(rig, 0, sizeof(*rig));
+    rig->dir = harness_tmpdir("e2e");
+    snprintf(rig->socket, sizeof(rig->socket), "%s/run/toxlab.sock", rig->dir);
+    snprintf(rig->database, sizeof(rig->database), "%s/toxlab.db", rig->dir);
+}
+
+void rig_start(struct rig *rig, const char *scenario, const char *extra_config)
+{
+    rig_prepare(rig);
+    start_sim(rig, "saliva", scenario, &rig->sim, rig->pty, sizeof(rig->pty));
+    write_config(rig, extra_config);
+    start_daemon(rig);
+}
+
+void rig_start_cotest(struct rig *rig, const char *saliva_scenario, const char *breath_scenario,
+                      const char *saliva_config, const char *breath_config)
+{
+    rig_prepare(rig);
+    rig->has_breath = true;
+    rig->breath_extra = breath_config;
+    start_sim(rig, "saliva", saliva_scenario, &rig->sim, rig->pty, sizeof(rig->pty));
+    start_sim(rig, "breath", breath_scenario, &rig->breath, rig->breath_pty,
+              sizeof(rig->breath_pty));
+    char line[256];
+    ck_assert_msg(child_wait_line(&rig->breath, "warm", EVENT_MS, line, sizeof(line)),
+                  "the breath sim did not finish warming up");
+    write_config(rig, saliva_config);
+    start_daemon(rig);
+}
+
+/* Stops both; the daemon must exit 0 on SIGTERM. */
+void rig_stop(struct rig *rig)
+{
+    if (rig->daemon_running) {
+        int status = child_stop(&rig->daemon, SIGTERM, EVENT_MS);
+        rig->daemon_running = false;
+        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+            harness_dump_file(rig->daemon.log_path);
+        }
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "toxlabd exit status %d after SIGTERM", status);
+    }
+    child_stop(&rig->sim, SIGTERM, EVENT_MS);
+    if (rig->has_breath) {
+        child_stop(&rig->breath, SIGTERM, EVENT_MS);
+    }
+}
+
+/* Runs the client with the rig's socket; arguments end with NULL. */
+int client(struct rig *rig, char **out, char **err, ...)
+{
+    char *argv[32] = {(char *)harness_program("TOXLAB"), "-s", rig->socket};
+    int argc = 3;
+    va_list args;
+
+    va_start(args, err);
+    for (char *arg = va_arg(args, char *); arg != NULL && argc < 31; arg = va_arg(args, char *)) {
+        argv[argc++] = arg;
+    }
+    va_end(args);
+    argv[argc] = NULL;
+    int status = harness_run(argv, NULL, CLIENT_MS, out, err);
+    FILE *log = fopen(rig_file(rig, "client.log"), "a");
+    if (log != NULL) {
+        fprintf(log, "$ toxlab");
+        for (int i = 3; i < argc; i++) {
+            fprintf(log, " %s", argv[i]);
+        }
+        fprintf(log, "\n[exit %d]\n%s%s", status, *out, *err);
+        fclose(log);
+    }
+    return status;
+}
+
+void client_ok(struct rig *rig, ...)
+{
+    char *argv[32] = {(char *)harness_program("TOXLAB"), "-s", rig->socket};
+    int argc = 3;
+    char *out;
+    char *err;
+    va_list args;
+
+    va_start(args, rig);
+    for (char *arg = va_arg(args, char *); arg != NULL && argc < 31; arg = va_arg(args, char *)) {
+        argv[argc++] = arg;
+    }
+    va_end(args);
+    argv[argc] = NULL;
+    int status = harness_run(argv, NULL, CLIENT_MS, &out, &err);
+    ck_assert_msg(status == 0, "toxlab %s %s failed (%d): %s%s", argv[3], argv[4], status, out,
+                  err);
+    free(out);
+    free(err);
+}
+
+long long db_count(struct rig *rig, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    long long value = -1;
+
+    ck_assert_int_eq(sqlite3_open_v2(rig->database, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        value = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return value;
+}
+
+/* Copies the first column of the first row as text ("" when none). */
+void db_text(struct rig *rig, const char *sql, char *out, size_t size)
+{
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+
+    out[0] = '\0';
+    ck_assert_int_eq(sqlite3_open_v2(rig->database, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != NULL) {
+        snprintf(out, size, "%s", (const char *)sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
+void register_subject(struct rig *rig, const char *subject, const char *barcode)
+{
+    client_ok(rig, "subject", "add", subject, NULL);
+    client_ok(rig, "specimen", "add", "--subject", subject, "--barcode", barcode, "--matrix",
+              "oral-fluid", NULL);
+}
+
+void assert_contains(const char *text, const char *part)
+{
+    ck_assert_msg(strstr(text, part) != NULL, "expected '%s' in:\n%s", part, text);
+}
+
+/* Starts a test without waiting and returns its ID from the JSON response. */
+void start_detached(struct rig *rig, char *test_id, size_t size)
+{
+    char *out;
+    char *err;
+
+    ck_assert_int_eq(client(rig, &out, &err, "--json", "test", "start", "--subject", SUBJECT_A,
+                            "--instrument", "saliva-1", "--no-wait", NULL),
+                     0);
+    char *tests = strstr(out, "\"tests\":[{\"id\":\"");
+    ck_assert_msg(tests != NULL, "no test ID in %s", out);
+    tests += strlen("\"tests\":[{\"id\":\"");
+    snprintf(test_id, size, "%.*s", (int)strcspn(tests, "\""), tests);
+    free(out);
+    free(err);
+}

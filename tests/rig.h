@@ -1,0 +1,74 @@
+/* Test rig for the integration tests: toxlab-sim on real ptys, toxlabd on
+ * a temporary socket and SQLite file, the toxlab client over the socket,
+ * and the stored rows read back from the database file. */
+#ifndef TOXLAB_RIG_H
+#define TOXLAB_RIG_H
+
+#include "harness.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SUBJECT_A "999999199001011238"
+#define SUBJECT_B "999999198506150028"
+#define EVENT_MS 10000
+#define CLIENT_MS 30000
+
+struct rig {
+    char *dir;
+    char path[512];
+    char socket[512];
+    char database[512];
+    char pty[128];        /* saliva sim */
+    char breath_pty[128]; /* breath sim, when has_breath */
+    const char *breath_extra;
+    struct child sim;
+    struct child breath;
+    struct child daemon;
+    bool has_breath;
+    bool daemon_running;
+};
+
+/* Scenario phases that make a test take about a tenth of a second. */
+extern const char fast_phases[];
+extern const char fast_breath_phases[];
+
+/* Returns dir/name in rig->path (overwritten by the next call). */
+char *rig_file(struct rig *rig, const char *name);
+
+/* Writes toxlab.conf; extra is appended to the saliva instrument's section. */
+void write_config(struct rig *rig, const char *extra);
+
+/* Starts toxlabd and waits for READY=1 and the analyzers to come online. */
+void start_daemon(struct rig *rig);
+
+/* Starts the saliva sim with a scenario and the daemon. */
+void rig_start(struct rig *rig, const char *scenario, const char *extra_config);
+
+/* Starts both sims (saliva-1 and breath-1) and the daemon. */
+void rig_start_cotest(struct rig *rig, const char *saliva_scenario, const char *breath_scenario,
+                      const char *saliva_config, const char *breath_config);
+
+/* Stops everything; the daemon must exit 0 on SIGTERM. */
+void rig_stop(struct rig *rig);
+
+/* Runs the client with the rig's socket and returns its exit status;
+ * arguments end with NULL. *out and *err are malloc'd. */
+int client(struct rig *rig, char **out, char **err, ...);
+
+/* Runs the client and fails the test unless it exits 0. */
+void client_ok(struct rig *rig, ...);
+
+/* Returns the first column of the first row of a query on the database file. */
+long long db_count(struct rig *rig, const char *sql);
+void db_text(struct rig *rig, const char *sql, char *out, size_t size);
+
+/* Registers a subject and an oral-fluid specimen. */
+void register_subject(struct rig *rig, const char *subject, const char *barcode);
+
+void assert_contains(const char *text, const char *part);
+
+/* Starts a saliva test for SUBJECT_A without waiting; copies its test ID. */
+void start_detached(struct rig *rig, char *test_id, size_t size);
+
+#endif
