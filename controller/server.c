@@ -61,9 +61,20 @@ static int make_socket_folder(const char *path, char *err, size_t err_size)
     return 0;
 }
 
-/* Removes a socket file that no daemon listens on; fails if one does. */
+/* Removes a socket file that no daemon listens on; fails if one does, or
+ * if the path is anything but a socket, which is never removed. */
 static int remove_stale_socket(const struct sockaddr_un *addr, char *err, size_t err_size)
 {
+    struct stat info;
+
+    if (lstat(addr->sun_path, &info) != 0) {
+        return 0;
+    }
+    if (!S_ISSOCK(info.st_mode)) {
+        snprintf(err, err_size, "%s exists and is not a socket; set daemon.socket to another path",
+                 addr->sun_path);
+        return -1;
+    }
     int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int connected = connect(probe, (const struct sockaddr *)addr, sizeof(*addr));
 

@@ -422,6 +422,43 @@ START_TEST(bad_config_names_line)
 }
 END_TEST
 
+START_TEST(socket_path_never_removes_files)
+{
+    struct rig rig;
+    char *out;
+    char *err;
+    char override[700];
+
+    memset(&rig, 0, sizeof(rig));
+    rig.dir = harness_tmpdir("e2e");
+    snprintf(rig.database, sizeof(rig.database), "%s/toxlab.db", rig.dir);
+    snprintf(rig.socket, sizeof(rig.socket), "%s/keep.txt", rig.dir);
+    snprintf(rig.pty, sizeof(rig.pty), "/dev/null");
+    harness_write_file(rig.socket, "precious\n");
+    write_config(&rig, NULL);
+    char *argv[] = {(char *)harness_program("TOXLABD"), "-c", rig_file(&rig, "toxlab.conf"), NULL};
+    ck_assert_int_eq(harness_run(argv, NULL, CLIENT_MS, &out, &err), 1);
+    assert_contains(err, "keep.txt exists and is not a socket");
+    free(out);
+    free(err);
+    ck_assert_int_eq(access(rig.socket, F_OK), 0);
+
+    /* The database path itself, named as the socket, is never replaced either. */
+    snprintf(override, sizeof(override), "daemon.socket=%s", rig.database);
+    harness_write_file(rig.database, "not a database yet\n");
+    char *argv2[] = {(char *)harness_program("TOXLABD"),
+                     "-c",
+                     rig_file(&rig, "toxlab.conf"),
+                     "-o",
+                     override,
+                     NULL};
+    ck_assert_int_ne(harness_run(argv2, NULL, CLIENT_MS, &out, &err), 0);
+    free(out);
+    free(err);
+    ck_assert_int_eq(access(rig.database, F_OK), 0);
+}
+END_TEST
+
 START_TEST(abort_running_test)
 {
     struct rig rig;
@@ -554,6 +591,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(faults, control_line_failure_invalid);
     tcase_add_test(faults, malformed_requests_answered);
     tcase_add_test(faults, bad_config_names_line);
+    tcase_add_test(faults, socket_path_never_removes_files);
     tcase_set_timeout(flow, HARNESS_CASE_TIMEOUT);
     tcase_set_timeout(faults, HARNESS_CASE_TIMEOUT);
     suite_add_tcase(suite, flow);
