@@ -33,6 +33,7 @@ struct saliva_sim {
     int64_t phase_end_ms;
     bool hold;        /* `hold` was given and not yet released */
     bool held_at_end; /* the analysing time is over but `hold` keeps the test there */
+    bool ack_lost;    /* fault=lost-ack already ignored this test's first acknowledgement */
 };
 
 static bool is_running(enum saliva_state state)
@@ -275,6 +276,7 @@ static uint8_t start_test(struct saliva_sim *sim, uint32_t host_id, int64_t now,
     sim->test_number = number;
     sim->host_test_id = host_id;
     sim->test_start_ms = now;
+    sim->ack_lost = false;
     slave_loop_event(&sim->loop, "start test=%u host_id=0x%08x", number, host_id);
     enter_phase(sim, SALIVA_CARTRIDGE_IN, now);
     return 0;
@@ -297,6 +299,12 @@ static void abort_test(struct saliva_sim *sim)
 static void acknowledge_result(struct saliva_sim *sim)
 {
     if (sim->state != SALIVA_RESULT_READY && sim->state != SALIVA_ERROR) {
+        return;
+    }
+    if (sim->test != NULL && sim->test->fault == SCENARIO_FAULT_LOST_ACK && !sim->ack_lost) {
+        sim->ack_lost = true;
+        slave_loop_event(&sim->loop, "ack-lost test=%u host_id=0x%08x", sim->test_number,
+                         sim->host_test_id);
         return;
     }
     slave_loop_event(&sim->loop, "ack test=%u host_id=0x%08x", sim->test_number, sim->host_test_id);

@@ -11,6 +11,7 @@ const struct scenario_keyword scenario_fault_keywords[] = {
     {"exception", SCENARIO_FAULT_EXCEPTION},
     {"wrong-id", SCENARIO_FAULT_WRONG_ID},
     {"silent", SCENARIO_FAULT_SILENT},
+    {"lost-ack", SCENARIO_FAULT_LOST_ACK},
     {NULL, 0},
 };
 

@@ -20,6 +20,7 @@ enum scenario_fault {
     SCENARIO_FAULT_EXCEPTION, /* the start command gets exception 4, no test starts */
     SCENARIO_FAULT_WRONG_ID,  /* the result echoes the host test ID plus one */
     SCENARIO_FAULT_SILENT,    /* replies stop once the test reaches analysing */
+    SCENARIO_FAULT_LOST_ACK,  /* the first acknowledgement is answered but ignored */
 };
 
 /* One accepted value of a keyword key; tables end with a NULL name. */

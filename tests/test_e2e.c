@@ -91,6 +91,29 @@ START_TEST(acknowledge_follows_commit)
 }
 END_TEST
 
+START_TEST(lost_acknowledgement_repeated)
+{
+    struct rig rig;
+    char scenario[512];
+    char line[256];
+
+    snprintf(scenario, sizeof(scenario), "%s[test.1]\nfault = lost-ack\n", fast_phases);
+    rig_start(&rig, scenario, NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    client_ok(&rig, "test", "start", "--subject", SUBJECT_A, "--instrument", "saliva-1", NULL);
+    ck_assert(child_wait_line(&rig.sim, "ack-lost test=1", EVENT_MS, line, sizeof(line)));
+    /* The analyzer still shows the stored result: it is acknowledged again, not stored twice. */
+    ck_assert(child_wait_line(&rig.sim, "ack test=1", EVENT_MS, line, sizeof(line)));
+    ck_assert(harness_wait_file(rig.daemon.log_path, "is stored already; acknowledging it again",
+                                EVENT_MS));
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 1);
+    register_subject(&rig, SUBJECT_B, "OF-B1");
+    client_ok(&rig, "test", "start", "--subject", SUBJECT_B, "--instrument", "saliva-1", NULL);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM tests WHERE state = 'completed'"), 2);
+    rig_stop(&rig);
+}
+END_TEST
+
 START_TEST(unknown_instrument_rejected)
 {
     struct rig rig;
@@ -579,6 +602,7 @@ static Suite *e2e_suite(void)
 
     tcase_add_test(flow, screen_negative_then_presumptive);
     tcase_add_test(flow, acknowledge_follows_commit);
+    tcase_add_test(flow, lost_acknowledgement_repeated);
     tcase_add_test(flow, abort_running_test);
     tcase_add_test(flow, restart_resumes_held_test);
     tcase_add_test(flow, result_kept_while_database_locked);
