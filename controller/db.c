@@ -522,7 +522,7 @@ static void bind_breath(sqlite3_stmt *stmt, const struct driver_result *result,
         int64_t blood_micro = alcohol_blood_micro(breath->raw, alcohol->factor);
         enum alcohol_band band =
             alcohol_band_of(blood_micro, alcohol->drink_micro, alcohol->drunk_micro);
-        decimal_format(blood_micro, 1, blood, sizeof(blood));
+        decimal_format(blood_micro, 3, blood, sizeof(blood));
         sqlite3_bind_text(stmt, 19, alcohol_band_name(band), -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 20, blood, -1, SQLITE_TRANSIENT);
     }

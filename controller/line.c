@@ -298,6 +298,9 @@ static void run_commands(struct line *line)
     }
     if (forget && line->active_id == forget_id) {
         drop_test(line);
+        /* Given up for silence: if the analyzer comes back still holding the
+         * test, the idle poll reports it and the test resumes. */
+        line->found_id = 0;
     }
     if (reread && line->active_id == reread_id) {
         line->awaiting_ack = false;

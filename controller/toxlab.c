@@ -3,10 +3,12 @@
  * Connects to toxlabd's UNIX socket, checks the hello, sends one request of
  * the JSON Lines protocol in docs/protocol.md and prints the response for a
  * person, or unchanged with --json. "test start" and "test watch" then follow
- * the test events until the stop or the test ends. docs/cli.md is the
- * reference for commands, output and exit statuses. */
+ * the test events until the stop or the test ends. toxlab_report.c prints the
+ * reports. docs/cli.md is the reference for commands, output and exit
+ * statuses. */
 #define _GNU_SOURCE
 
+#include "controller/toxlab_report.h"
 #include "protocol/client_proto.h"
 #include "version.h"
 
@@ -36,12 +38,23 @@ enum {
     STATUS_SIGNAL_BASE = 128, /* plus the number of the signal that ended a wait */
 };
 
+/* The exit statuses for --help. docs/cli.md has the same table. */
+#define EXIT_STATUS_HELP                                                                           \
+    "Exit status:\n"                                                                               \
+    "  0      success; for test start and test watch, every test completed\n"                      \
+    "  1      toxlabd rejected the command, or toxlab could not talk to toxlabd\n"                 \
+    "  2      invalid command line\n"                                                              \
+    "  3      test start or test watch: a test ended failed, aborted or interrupted\n"             \
+    "         (with --no-wait: a test was already in one of those states in the response)\n"       \
+    "  128+N  signal N (SIGINT 130, SIGTERM 143) ended a wait; the tests go on in\n"               \
+    "         toxlabd\n"
+
 /* Parsers return this when the command should go on to toxlabd, or an exit status. */
 #define CONTINUE (-1)
 
 /* Receive deadlines in milliseconds. toxlabd sends the hello as soon as it
  * accepts a connection and sends most responses after one database commit.
- * test.start and test.abort wait for analyzer replies, each bounded by that
+ * test.start, test.abort and test.refuse wait for analyzer replies, each bounded by that
  * instrument's Modbus timeouts and retries. The values are generous estimates,
  * not measurements. While following events there is no deadline, because
  * toxlabd ends every test by itself (at the latest when its grace period runs
@@ -52,13 +65,6 @@ enum {
 /* Maximum wait for stop-ended once every test of the stop has ended. */
 #define STOP_ENDED_TIMEOUT_MS 30000
 #define NO_DEADLINE (-1)
-
-/* When stdout is not a terminal, a progress line is printed for each new step,
- * and again whenever the percentage has advanced by at least this much. */
-#define PERCENT_LINE_INTERVAL 25
-
-/* Width of the labels in front of the report's header lines ("subject"). */
-#define LABEL_WIDTH 9
 
 /* Signal that interrupted a wait. Once setup_signals has run, SIGINT and
  * SIGTERM are delivered only inside ppoll, so the handler interrupts nothing else. */
@@ -89,12 +95,12 @@ enum read_result { READ_OK, READ_EOF, READ_TIMEOUT, READ_SIGNAL, READ_FAILED };
 struct tracked_test {
     char *id;
     char *instrument;
-    char *step;        /* latest analyzer step (or test state) */
-    char *shown_step;  /* step on the last printed line, when stdout is not a terminal */
-    int percent;       /* -1 when the event had none */
-    int seconds_left;  /* -1 when the event had none */
-    int shown_percent; /* percent on the last printed line, -1 when none */
+    char *step;       /* latest analyzer step (or test state) */
+    char *shown_step; /* step on the last printed line, when stdout is not a terminal */
+    int percent;      /* -1 when the event had none */
+    int seconds_left; /* -1 when the event had none */
     int ended;
+    int started; /* started by this "test start", so its state sets the exit status */
 };
 
 /* State of "test start" (following a stop) or "test watch" (following one test). */
@@ -115,6 +121,7 @@ struct client {
     const struct options *options;
     struct connection connection;
     struct follow *follow; /* non-NULL while events are followed */
+    int daemon_minor;      /* minor protocol version from toxlabd's hello */
 };
 
 struct request {
@@ -130,16 +137,12 @@ struct command {
     const char *summary;     /* what the command does, for --help */
     const char *option_help; /* option lines for --help, or NULL */
     const char *argument;    /* protocol key of the one positional argument, or NULL */
+    const char *exit_help;   /* exit status lines for --help, or NULL */
+    int min_minor;           /* oldest minor protocol version that has the command */
     int (*parse)(const struct command *command, int argc, char **argv, struct request *request);
     int (*run)(struct client *client, const struct command *command, struct request *request);
     void (*print)(const json_t *response);
     int timeout_ms; /* receive deadline for the response */
-};
-
-/* A bounded line of text built piece by piece; longer text is cut off. */
-struct text {
-    char data[2048];
-    size_t len;
 };
 
 __attribute__((format(printf, 1, 2))) static void print_error(const char *format, ...)
@@ -151,33 +154,6 @@ __attribute__((format(printf, 1, 2))) static void print_error(const char *format
     vfprintf(stderr, format, ap);
     va_end(ap);
     fputc('\n', stderr);
-}
-
-__attribute__((format(printf, 2, 3))) static void text_add(struct text *text, const char *format,
-                                                           ...)
-{
-    size_t room = sizeof(text->data) - text->len;
-    va_list ap;
-    int written;
-
-    if (room <= 1) {
-        return;
-    }
-    va_start(ap, format);
-    written = vsnprintf(text->data + text->len, room, format, ap);
-    va_end(ap);
-    if (written < 0) {
-        return;
-    }
-    text->len += (size_t)written < room ? (size_t)written : room - 1;
-}
-
-/* Appends separator unless the text is still empty. */
-static void text_separate(struct text *text, const char *separator)
-{
-    if (text->len > 0) {
-        text_add(text, "%s", separator);
-    }
 }
 
 static int64_t monotonic_ms(void)
@@ -194,31 +170,6 @@ static int64_t deadline_after(int timeout_ms)
         return NO_DEADLINE;
     }
     return monotonic_ms() + timeout_ms;
-}
-
-static const char *get_string(const json_t *object, const char *key)
-{
-    return json_string_value(json_object_get(object, key));
-}
-
-static int get_int(const json_t *object, const char *key)
-{
-    json_t *value = json_object_get(object, key);
-
-    if (!json_is_integer(value)) {
-        return -1;
-    }
-    return (int)json_integer_value(value);
-}
-
-static const char *or_dash(const char *text)
-{
-    return text != NULL ? text : "-";
-}
-
-static int is_same(const char *a, const char *b)
-{
-    return a != NULL && b != NULL && strcmp(a, b) == 0;
 }
 
 /* A test has ended unless it is pending or running. Unknown states from a
@@ -473,7 +424,7 @@ static void replace_string(char **slot, const char *value)
     *slot = value != NULL ? strdup(value) : NULL;
 }
 
-static struct tracked_test *find_test(struct follow *follow, const char *id)
+static struct tracked_test *find_test(const struct follow *follow, const char *id)
 {
     for (size_t i = 0; i < follow->count; i++) {
         if (is_same(follow->tests[i].id, id)) {
@@ -502,7 +453,6 @@ static struct tracked_test *track_test(struct follow *follow, const char *id,
         test->id = strdup(id);
         test->percent = -1;
         test->seconds_left = -1;
-        test->shown_percent = -1;
     }
     if (test != NULL && test->instrument == NULL && instrument != NULL) {
         test->instrument = strdup(instrument);
@@ -534,20 +484,50 @@ static void format_progress(const struct tracked_test *test, int width, struct t
     }
 }
 
-/* Draws one line on the terminal with the progress of every running test. */
-static void draw_status_line(struct follow *follow)
+/* Formats "breath-1 analysing 80% 3s", for a status line that is too narrow
+ * for format_progress. */
+static void format_short_progress(const struct tracked_test *test, struct text *line)
 {
-    struct text line = {.len = 0};
-    size_t limit = follow->columns > 1 ? (size_t)follow->columns - 1 : 79;
+    text_add(line, "%s %s", or_dash(test->instrument), or_dash(test->step));
+    if (test->percent >= 0) {
+        text_add(line, " %d%%", test->percent);
+    }
+    if (test->seconds_left >= 0) {
+        text_add(line, " %ds", test->seconds_left);
+    }
+}
 
+/* Formats the progress of every running test on one line, in the short form
+ * when short_form is set. */
+static void format_status_line(const struct follow *follow, int short_form, struct text *line)
+{
     for (size_t i = 0; i < follow->count; i++) {
         const struct tracked_test *test = &follow->tests[i];
 
         if (test->ended || test->step == NULL) {
             continue;
         }
-        text_separate(&line, "  |  ");
-        format_progress(test, 0, &line);
+        text_separate(line, short_form ? " | " : "  |  ");
+        if (short_form) {
+            format_short_progress(test, line);
+        } else {
+            format_progress(test, 0, line);
+        }
+    }
+}
+
+/* Draws one line on the terminal with the progress of every running test. It
+ * switches to the short form when the line is wider than the terminal, and
+ * cuts the line when even that is too wide. */
+static void draw_status_line(struct follow *follow)
+{
+    struct text line = {.len = 0};
+    size_t limit = follow->columns > 1 ? (size_t)follow->columns - 1 : 79;
+
+    format_status_line(follow, 0, &line);
+    if (line.len > limit) {
+        line.len = 0;
+        format_status_line(follow, 1, &line);
     }
     if (line.len > limit) {
         line.len = limit;
@@ -571,22 +551,19 @@ static void clear_status_line(struct follow *follow)
     }
 }
 
+/* Prints a progress line when the test's step differs from the one on its
+ * last printed line, so a log gets one line per step of each test. */
 static void print_progress_line(struct follow *follow, struct tracked_test *test)
 {
     struct text line = {.len = 0};
-    int step_changed = !is_same(test->step, test->shown_step);
-    int percent_advanced =
-        test->percent >= 0 &&
-        (test->shown_percent < 0 || test->percent - test->shown_percent >= PERCENT_LINE_INTERVAL);
 
-    if (!step_changed && !percent_advanced) {
+    if (is_same(test->step, test->shown_step)) {
         return;
     }
     format_progress(test, instrument_column_width(follow), &line);
     printf("%s\n", line.data);
     fflush(stdout);
     replace_string(&test->shown_step, test->step);
-    test->shown_percent = test->percent;
 }
 
 static void on_progress(struct follow *follow, const json_t *event)
@@ -597,6 +574,11 @@ static void on_progress(struct follow *follow, const json_t *event)
 
     if (test == NULL) {
         return;
+    }
+    /* toxlabd resumes an interrupted test when the analyzer still has it, and
+     * its progress events start again. */
+    if (!state_has_ended(get_string(event, "state"))) {
+        test->ended = 0;
     }
     replace_string(&test->step, step != NULL ? step : get_string(event, "state"));
     test->percent = get_int(event, "percent");
@@ -797,7 +779,9 @@ static int exchange(struct client *client, const char *cmd, json_t *args, int ti
     }
 }
 
-static int check_hello(const struct client *client, const json_t *hello)
+/* Accepts a hello of any minor version of this major version, and stores the
+ * minor version, which determines the commands that toxlabd has. */
+static int check_hello(struct client *client, const json_t *hello)
 {
     json_t *protocol = json_object_get(hello, "protocol");
     int major = get_int(protocol, "major");
@@ -816,6 +800,7 @@ static int check_hello(const struct client *client, const json_t *hello)
                     PROTO_MAJOR, PROTO_MINOR, major);
         return STATUS_ERROR;
     }
+    client->daemon_minor = minor > 0 ? minor : 0;
     return STATUS_OK;
 }
 
@@ -834,536 +819,7 @@ static int read_hello(struct client *client)
     return status;
 }
 
-/* ---- Reports ------------------------------------------------------------- */
-
-static void print_label(const char *label, const char *value)
-{
-    if (value != NULL) {
-        printf("%-*s %s\n", LABEL_WIDTH, label, value);
-    }
-}
-
-static void print_subject_line(const json_t *subject)
-{
-    const char *masked = get_string(subject, "masked");
-    const char *type = get_string(subject, "type");
-
-    if (subject == NULL) {
-        return;
-    }
-    printf("%-*s %s", LABEL_WIDTH, "subject",
-           or_dash(masked != NULL ? masked : get_string(subject, "id")));
-    printf(type != NULL ? " (%s)\n" : "%s\n", type != NULL ? type : "");
-}
-
-static void format_value(const json_t *analyte, struct text *text)
-{
-    const char *value = get_string(analyte, "value");
-    const char *unit = get_string(analyte, "unit");
-
-    text_add(text, "%s", or_dash(value));
-    if (value != NULL && unit != NULL) {
-        text_add(text, " %s", unit);
-    }
-}
-
-/* Formats what follows the outcome: cutoff and tier, band and flags. */
-static void format_analyte_details(const json_t *analyte, const char *result_tier,
-                                   struct text *text)
-{
-    const char *cutoff = get_string(analyte, "cutoff");
-    const char *cutoff_unit = get_string(analyte, "cutoff_unit");
-    const char *tier = get_string(analyte, "tier");
-    const char *band = get_string(analyte, "band");
-    json_t *flags = json_object_get(analyte, "flags");
-    json_t *flag;
-    size_t i;
-
-    if (cutoff_unit == NULL) {
-        cutoff_unit = get_string(analyte, "unit");
-    }
-    if (tier == NULL) {
-        tier = result_tier;
-    }
-    if (cutoff != NULL) {
-        text_add(text, "cutoff %s%s%s", cutoff, cutoff_unit != NULL ? " " : "",
-                 cutoff_unit != NULL ? cutoff_unit : "");
-        text_add(text, tier != NULL ? " (%s)" : "%s", tier != NULL ? tier : "");
-    }
-    if (band != NULL) {
-        text_separate(text, "  ");
-        text_add(text, "band %s", band);
-    }
-    if (json_array_size(flags) > 0) {
-        text_separate(text, "  ");
-        text_add(text, "flags:");
-        json_array_foreach(flags, i, flag)
-        {
-            text_add(text, "%s %s", i > 0 ? "," : "", or_dash(json_string_value(flag)));
-        }
-    }
-}
-
-static int is_invalid(const json_t *analyte)
-{
-    return is_same(get_string(analyte, "outcome"), "invalid");
-}
-
-/* Formats the outcome with its reason: "invalid: control line failed", or
- * "negative (reason)" when a valid outcome has one. */
-static void format_outcome(const json_t *analyte, struct text *text)
-{
-    const char *reason = get_string(analyte, "reason");
-
-    text_add(text, "%s", or_dash(get_string(analyte, "outcome")));
-    if (reason != NULL) {
-        text_add(text, is_invalid(analyte) ? ": %s" : " (%s)", reason);
-    }
-}
-
-struct analyte_columns {
-    int name;
-    int value;
-    int outcome; /* widest valid outcome; invalid ones carry long reasons and are not padded */
-};
-
-static void measure_analytes(const json_t *analytes, struct analyte_columns *columns)
-{
-    json_t *analyte;
-    size_t i;
-
-    memset(columns, 0, sizeof(*columns));
-    json_array_foreach(analytes, i, analyte)
-    {
-        struct text value = {.len = 0};
-        struct text outcome = {.len = 0};
-        int name = (int)strlen(or_dash(get_string(analyte, "analyte")));
-
-        format_value(analyte, &value);
-        format_outcome(analyte, &outcome);
-        columns->name = name > columns->name ? name : columns->name;
-        columns->value = (int)value.len > columns->value ? (int)value.len : columns->value;
-        if (!is_invalid(analyte) && (int)outcome.len > columns->outcome) {
-            columns->outcome = (int)outcome.len;
-        }
-    }
-}
-
-/* Prints "analyte  value unit  outcome  cutoff ... (tier)  flags: ...". */
-static void print_analyte(const json_t *analyte, const struct analyte_columns *columns,
-                          const char *result_tier)
-{
-    struct text value = {.len = 0};
-    struct text outcome = {.len = 0};
-    struct text details = {.len = 0};
-
-    format_value(analyte, &value);
-    format_outcome(analyte, &outcome);
-    format_analyte_details(analyte, result_tier, &details);
-    printf("  %-*s  %-*s  ", columns->name, or_dash(get_string(analyte, "analyte")), columns->value,
-           value.data);
-    if (details.len == 0) {
-        printf("%s\n", outcome.data);
-        return;
-    }
-    printf("%-*s  %s\n", is_invalid(analyte) ? 0 : columns->outcome, outcome.data, details.data);
-}
-
-static void print_analytes(const json_t *analytes, const char *result_tier)
-{
-    struct analyte_columns columns;
-    json_t *analyte;
-    size_t i;
-
-    if (json_array_size(analytes) == 0) {
-        printf("  no analytes in the result\n");
-        return;
-    }
-    measure_analytes(analytes, &columns);
-    json_array_foreach(analytes, i, analyte)
-    {
-        print_analyte(analyte, &columns, result_tier);
-    }
-}
-
-static void print_specimen_line(const json_t *result, const json_t *test)
-{
-    json_t *specimen = json_object_get(result, "specimen");
-    const char *barcode = get_string(specimen, "barcode");
-    const char *matrix = get_string(result, "matrix");
-    const char *collected = get_string(specimen, "collected");
-    struct text line = {.len = 0};
-
-    if (barcode == NULL) {
-        barcode = get_string(test, "specimen");
-    }
-    if (barcode == NULL && matrix == NULL) {
-        return;
-    }
-    text_add(&line, "specimen %s", or_dash(barcode));
-    if (matrix != NULL) {
-        text_add(&line, " (%s)", matrix);
-    }
-    if (collected != NULL) {
-        text_add(&line, ", collected %s", collected);
-    }
-    printf("  %s\n", line.data);
-}
-
-static void print_analyzer_line(const json_t *result)
-{
-    json_t *cartridge = json_object_get(result, "cartridge");
-    const char *serial = get_string(result, "serial");
-    const char *firmware = get_string(result, "firmware");
-    const char *calibration = get_string(result, "calibration");
-    const char *lot = get_string(cartridge, "lot");
-    const char *expiry = get_string(cartridge, "expiry");
-    struct text line = {.len = 0};
-
-    if (serial != NULL) {
-        text_add(&line, "analyzer %s", serial);
-    }
-    if (firmware != NULL) {
-        text_separate(&line, ", ");
-        text_add(&line, "firmware %s", firmware);
-    }
-    if (calibration != NULL) {
-        text_separate(&line, ", ");
-        text_add(&line, "calibration %s", calibration);
-    }
-    if (lot != NULL || expiry != NULL) {
-        text_separate(&line, ", ");
-        text_add(&line, "cartridge %s", or_dash(lot));
-        if (expiry != NULL) {
-            text_add(&line, " expiring %s", expiry);
-        }
-    }
-    if (line.len > 0) {
-        printf("  %s\n", line.data);
-    }
-}
-
-/* Prints when the result was stored and which threshold set judged it. The
- * set's version is a SHA-256 in hex. Only its first 12 digits are shown, and
- * --json prints the full version. */
-static void print_stored_line(const json_t *result)
-{
-    json_t *thresholds = json_object_get(result, "thresholds");
-    const char *received = get_string(result, "received");
-    const char *label = get_string(thresholds, "label");
-    const char *version = get_string(thresholds, "version");
-    struct text line = {.len = 0};
-
-    if (received != NULL) {
-        text_add(&line, "received %s", received);
-    }
-    if (label != NULL || version != NULL) {
-        text_separate(&line, ", ");
-        text_add(&line, "thresholds");
-        if (label != NULL) {
-            text_add(&line, " \"%s\"", label);
-        }
-        if (version != NULL) {
-            text_add(&line, " %.12s", version);
-        }
-    }
-    if (line.len > 0) {
-        printf("  %s\n", line.data);
-    }
-    if (json_is_false(json_object_get(result, "clock_synced"))) {
-        printf("  the host clock was not synchronised when the result was stored\n");
-    }
-}
-
-/* Prints one test: instrument, test ID, state and reason, then its result. */
-static void print_test(const json_t *test, int instrument_width, int show_stop)
-{
-    const char *reason = get_string(test, "reason");
-    json_t *result = json_object_get(test, "result");
-
-    printf("%-*s  %s  %s", instrument_width, or_dash(get_string(test, "instrument")),
-           or_dash(get_string(test, "id")), or_dash(get_string(test, "state")));
-    printf(reason != NULL ? " (%s)\n" : "%s\n", reason != NULL ? reason : "");
-    if (show_stop && get_string(test, "stop") != NULL) {
-        printf("  stop %s\n", get_string(test, "stop"));
-    }
-    print_specimen_line(result, test);
-    if (!json_is_object(result)) {
-        return;
-    }
-    print_analyzer_line(result);
-    print_stored_line(result);
-    print_analytes(json_object_get(result, "analytes"), get_string(result, "tier"));
-}
-
-static void print_rule(const char *prefix, const json_t *rule, const char *suffix)
-{
-    const char *id = get_string(rule, "id");
-    const char *text = get_string(rule, "text");
-
-    printf("%s%s%s%s%s", prefix, or_dash(id), text != NULL ? " " : "", text != NULL ? text : "",
-           suffix);
-}
-
-/* Prints "decision: flag (L10 text)", or the decision and one "rule:" line
- * for each rule when several fired, then evidence and actions. */
-static void print_decision(const json_t *decision)
-{
-    const char *value = get_string(decision, "decision");
-    json_t *rules = json_object_get(decision, "rules");
-    json_t *evidence = json_object_get(decision, "evidence");
-    json_t *item;
-    size_t i;
-
-    if (value == NULL) {
-        printf("decision: pending until every test has ended\n");
-        return;
-    }
-    if (json_array_size(rules) == 1) {
-        printf("decision: %s ", value);
-        print_rule("(", json_array_get(rules, 0), ")\n");
-    } else {
-        printf("decision: %s\n", value);
-        json_array_foreach(rules, i, item)
-        {
-            print_rule("rule: ", item, "\n");
-        }
-    }
-    if (json_array_size(evidence) > 0) {
-        printf("evidence:");
-        json_array_foreach(evidence, i, item)
-        {
-            printf("%s %s", i > 0 ? "," : "", or_dash(json_string_value(item)));
-        }
-        printf("\n");
-    }
-    json_array_foreach(json_object_get(decision, "actions"), i, item)
-    {
-        printf("action: %s\n", or_dash(json_string_value(item)));
-    }
-}
-
-static int tests_instrument_width(const json_t *tests)
-{
-    json_t *test;
-    size_t i;
-    int width = 0;
-
-    json_array_foreach(tests, i, test)
-    {
-        int length = (int)strlen(or_dash(get_string(test, "instrument")));
-
-        width = length > width ? length : width;
-    }
-    return width;
-}
-
-/* Prints the stop report: header, each test with its result, then the decision. */
-static void print_stop(const json_t *stop)
-{
-    json_t *tests = json_object_get(stop, "tests");
-    json_t *driving = json_object_get(stop, "driving");
-    int width = tests_instrument_width(tests);
-    json_t *test;
-    size_t i;
-
-    print_label("stop", get_string(stop, "id"));
-    print_subject_line(json_object_get(stop, "subject"));
-    if (json_is_boolean(driving)) {
-        print_label("driving", json_is_true(driving) ? "yes" : "no");
-    }
-    print_label("opened", get_string(stop, "opened"));
-    json_array_foreach(tests, i, test)
-    {
-        printf("\n");
-        print_test(test, width, 0);
-    }
-    printf("\n");
-    print_decision(json_object_get(stop, "decision"));
-}
-
-static void print_stop_response(const json_t *response)
-{
-    print_stop(json_object_get(response, "stop"));
-}
-
-static void print_test_response(const json_t *response)
-{
-    print_test(json_object_get(response, "test"), 0, 1);
-}
-
-static void print_subject_added(const json_t *response)
-{
-    json_t *subject = json_object_get(response, "subject");
-    const char *masked = get_string(subject, "masked");
-
-    printf("subject %s (%s) %s as %s\n", or_dash(masked), or_dash(get_string(subject, "type")),
-           json_is_true(json_object_get(subject, "existed")) ? "was already registered"
-                                                             : "registered",
-           or_dash(get_string(subject, "id")));
-}
-
-/* Returns the list named key from the subject object, or else from the
- * response beside it, because docs/protocol.md does not say where the lists are. */
-static json_t *subject_list(const json_t *response, const char *key)
-{
-    json_t *list = json_object_get(json_object_get(response, "subject"), key);
-
-    return list != NULL ? list : json_object_get(response, key);
-}
-
-static void print_specimen_rows(const json_t *specimens)
-{
-    json_t *specimen;
-    size_t i;
-    int width = 0;
-
-    printf("\nspecimens%s\n", json_array_size(specimens) == 0 ? ": none" : "");
-    json_array_foreach(specimens, i, specimen)
-    {
-        int length = (int)strlen(or_dash(get_string(specimen, "barcode")));
-
-        width = length > width ? length : width;
-    }
-    json_array_foreach(specimens, i, specimen)
-    {
-        const char *stop = get_string(specimen, "stop");
-
-        printf("  %-*s  %-10s  collected %s", width, or_dash(get_string(specimen, "barcode")),
-               or_dash(get_string(specimen, "matrix")), or_dash(get_string(specimen, "collected")));
-        printf(stop != NULL ? "  stop %s\n" : "%s\n", stop != NULL ? stop : "");
-    }
-}
-
-static void print_stop_rows(const json_t *stops)
-{
-    json_t *stop;
-    size_t i;
-
-    printf("\nstops%s\n", json_array_size(stops) == 0 ? ": none" : "");
-    json_array_foreach(stops, i, stop)
-    {
-        json_t *driving = json_object_get(stop, "driving");
-        const char *decision = get_string(json_object_get(stop, "decision"), "decision");
-        size_t tests = json_array_size(json_object_get(stop, "tests"));
-
-        printf("  %s  opened %s", or_dash(get_string(stop, "id")),
-               or_dash(get_string(stop, "opened")));
-        if (json_is_boolean(driving)) {
-            printf("  driving %s", json_is_true(driving) ? "yes" : "no");
-        }
-        printf("  %zu test%s  decision %s\n", tests, tests == 1 ? "" : "s",
-               decision != NULL ? decision : "pending");
-    }
-}
-
-static void print_subject_response(const json_t *response)
-{
-    json_t *subject = json_object_get(response, "subject");
-
-    print_subject_line(subject);
-    print_label("id", get_string(subject, "id"));
-    print_label("created", get_string(subject, "created"));
-    print_specimen_rows(subject_list(response, "specimens"));
-    print_stop_rows(subject_list(response, "stops"));
-}
-
-static void print_specimen_response(const json_t *response)
-{
-    json_t *specimen = json_object_get(response, "specimen");
-    const char *stop = get_string(specimen, "stop");
-    const char *collected = get_string(specimen, "collected");
-
-    printf("specimen %s (%s) registered as %s\n", or_dash(get_string(specimen, "barcode")),
-           or_dash(get_string(specimen, "matrix")), or_dash(get_string(specimen, "id")));
-    print_label("subject", get_string(specimen, "subject"));
-    print_label("collected", collected);
-    print_label("stop", stop);
-}
-
-static void format_instrument(const json_t *instrument, int width, struct text *line)
-{
-    json_t *identity = json_object_get(instrument, "identity");
-    const char *model = get_string(identity, "model");
-    const char *lot = get_string(identity, "cartridge_lot");
-    const char *expiry = get_string(identity, "cartridge_expiry");
-    const char *test = get_string(instrument, "test");
-    const char *error = get_string(instrument, "error");
-
-    text_add(line, "%-*s  %-7s", width, or_dash(get_string(instrument, "id")),
-             json_is_true(json_object_get(instrument, "online")) ? "online" : "offline");
-    if (!json_is_object(identity)) {
-        text_add(line, "  not identified");
-    }
-    if (model != NULL) {
-        text_add(line, "  %s", model);
-    }
-    if (get_string(identity, "serial") != NULL) {
-        text_add(line, "  serial %s", get_string(identity, "serial"));
-    }
-    if (get_string(identity, "firmware") != NULL) {
-        text_add(line, "  firmware %s", get_string(identity, "firmware"));
-    }
-    if (lot != NULL || expiry != NULL) {
-        text_add(line, "  cartridge %s", or_dash(lot));
-        text_add(line, expiry != NULL ? " expiring %s" : "%s", expiry != NULL ? expiry : "");
-    }
-    if (test != NULL) {
-        text_add(line, "  running %s", test);
-    }
-    if (error != NULL) {
-        text_add(line, "  last error: %s", error);
-    }
-}
-
-static void print_instruments_response(const json_t *response)
-{
-    json_t *instruments = json_object_get(response, "instruments");
-    json_t *instrument;
-    size_t i;
-    int width = 0;
-
-    if (json_array_size(instruments) == 0) {
-        printf("no instruments configured\n");
-        return;
-    }
-    json_array_foreach(instruments, i, instrument)
-    {
-        int length = (int)strlen(or_dash(get_string(instrument, "id")));
-
-        width = length > width ? length : width;
-    }
-    json_array_foreach(instruments, i, instrument)
-    {
-        struct text line = {.len = 0};
-
-        format_instrument(instrument, width, &line);
-        printf("%s\n", line.data);
-    }
-}
-
 /* ---- Commands ------------------------------------------------------------ */
-
-/* Returns STATUS_NOT_COMPLETED when a test of the list ended in a state other
- * than completed. With require_completed, a pending or running test counts too. */
-static int tests_status(const json_t *tests, int require_completed)
-{
-    json_t *test;
-    size_t i;
-
-    json_array_foreach(tests, i, test)
-    {
-        const char *state = get_string(test, "state");
-
-        if (is_same(state, "completed")) {
-            continue;
-        }
-        if (require_completed || state_has_ended(state)) {
-            return STATUS_NOT_COMPLETED;
-        }
-    }
-    return STATUS_OK;
-}
 
 static int run_request(struct client *client, const struct command *command,
                        struct request *request)
@@ -1497,34 +953,106 @@ static int follow_events(struct client *client)
     return STATUS_OK;
 }
 
-static void print_stop_opened(const struct follow *follow)
+static int is_listed(const json_t *strings, const char *value)
 {
-    printf("stop %s opened:", or_dash(follow->stop_id));
-    for (size_t i = 0; i < follow->count; i++) {
-        printf("%s %s %s", i > 0 ? "," : "", or_dash(follow->tests[i].instrument),
-               follow->tests[i].id);
+    json_t *item;
+    size_t i;
+
+    json_array_foreach(strings, i, item)
+    {
+        if (is_same(json_string_value(item), value)) {
+            return 1;
+        }
     }
-    printf("\n");
+    return 0;
+}
+
+/* Marks the tests that the test.start request created: those on a requested
+ * instrument that are pending or running in the response. The stop may be
+ * older, because a test on a specimen joins the specimen's stop, and its
+ * earlier tests do not set the exit status. When no test matches, every test
+ * of the stop counts as started. */
+static void mark_started_tests(struct follow *follow, const json_t *tests,
+                               const json_t *instruments)
+{
+    json_t *test;
+    size_t i;
+    int marked = 0;
+
+    json_array_foreach(tests, i, test)
+    {
+        struct tracked_test *tracked = find_test(follow, get_string(test, "id"));
+
+        if (tracked != NULL && !state_has_ended(get_string(test, "state")) &&
+            is_listed(instruments, get_string(test, "instrument"))) {
+            tracked->started = 1;
+            marked++;
+        }
+    }
+    for (size_t j = 0; marked == 0 && j < follow->count; j++) {
+        follow->tests[j].started = 1;
+    }
+}
+
+/* Prints "stop STOP: test TEST on INSTRUMENT" for each started test. The line
+ * does not claim that the stop is new, because the response does not show it. */
+static void print_started_tests(const struct follow *follow)
+{
+    for (size_t i = 0; i < follow->count; i++) {
+        if (follow->tests[i].started) {
+            printf("stop %s: test %s on %s\n", or_dash(follow->stop_id), follow->tests[i].id,
+                   or_dash(follow->tests[i].instrument));
+        }
+    }
     fflush(stdout);
 }
 
-/* Follows the stop of a test.start response and prints its report. */
-static int follow_stop(struct client *client, const json_t *stop)
+/* Returns STATUS_NOT_COMPLETED when a started test is in a state other than
+ * completed in tests. With require_ended, a pending or running test counts too. */
+static int started_tests_status(const struct follow *follow, const json_t *tests, int require_ended)
 {
-    struct follow *follow = client->follow;
-    int status;
+    json_t *test;
+    size_t i;
 
+    json_array_foreach(tests, i, test)
+    {
+        const char *state = get_string(test, "state");
+        const struct tracked_test *tracked = find_test(follow, get_string(test, "id"));
+
+        if (tracked == NULL || !tracked->started || is_same(state, "completed")) {
+            continue;
+        }
+        if (require_ended || state_has_ended(state)) {
+            return STATUS_NOT_COMPLETED;
+        }
+    }
+    return STATUS_OK;
+}
+
+/* Takes the stop of a test.start response: tracks its tests, marks those the
+ * request started and prints them. */
+static void begin_following_stop(struct follow *follow, const json_t *stop,
+                                 const json_t *instruments)
+{
     follow->stop_id = get_string(stop, "id");
     track_tests(follow, json_object_get(stop, "tests"));
+    mark_started_tests(follow, json_object_get(stop, "tests"), instruments);
     if (follow->ended_stop != NULL &&
         !is_same(follow->stop_id, get_string(follow->ended_stop, "id"))) {
         json_decref(follow->ended_stop);
         follow->ended_stop = NULL;
     }
     if (!follow->quiet) {
-        print_stop_opened(follow);
+        print_started_tests(follow);
     }
-    status = follow_events(client);
+}
+
+/* Follows the stop until stop-ended and prints its report. */
+static int follow_stop(struct client *client)
+{
+    struct follow *follow = client->follow;
+    int status = follow_events(client);
+
     if (status != STATUS_OK) {
         return status;
     }
@@ -1532,7 +1060,7 @@ static int follow_stop(struct client *client, const json_t *stop)
         printf("\n");
         print_stop(follow->ended_stop);
     }
-    return tests_status(json_object_get(follow->ended_stop, "tests"), 1);
+    return started_tests_status(follow, json_object_get(follow->ended_stop, "tests"), 1);
 }
 
 static int run_test_start(struct client *client, const struct command *command,
@@ -1550,13 +1078,16 @@ static int run_test_start(struct client *client, const struct command *command,
     if (status == STATUS_OK && !json_is_object(stop)) {
         print_error("toxlabd's response to test.start holds no stop object");
         status = STATUS_ERROR;
-    } else if (status == STATUS_OK && request->no_wait) {
+    } else if (status == STATUS_OK) {
+        begin_following_stop(&follow, stop, json_object_get(request->args, "instruments"));
+        status = request->no_wait ? STATUS_OK : follow_stop(client);
+    }
+    if (status == STATUS_OK && request->no_wait) {
         if (!follow.quiet) {
+            printf("\n");
             print_stop(stop);
         }
-        status = tests_status(json_object_get(stop, "tests"), 0);
-    } else if (status == STATUS_OK) {
-        status = follow_stop(client, stop);
+        status = started_tests_status(&follow, json_object_get(stop, "tests"), 0);
     }
     client->follow = NULL;
     follow_free(&follow);
@@ -1668,6 +1199,9 @@ static void print_command_help(const struct command *command)
            command->summary);
     printf("\nOptions:\n%s  -h, --help             print this help and exit\n",
            command->option_help != NULL ? command->option_help : "");
+    if (command->exit_help != NULL) {
+        printf("\n%s", command->exit_help);
+    }
 }
 
 static int is_global_option(const char *option)
@@ -1812,6 +1346,51 @@ static int parse_specimen_add(const struct command *command, int argc, char **ar
     return reject_extra_arguments(command, argc, argv);
 }
 
+/* Parses "stop note STOP --dispute|--crash". */
+static int parse_stop_note(const struct command *command, int argc, char **argv,
+                           struct request *request)
+{
+    static const struct option long_options[] = {
+        {"dispute", no_argument, NULL, 'D'},
+        {"crash", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *kind = NULL;
+    const char *stop;
+    int result;
+
+    optind = 0;
+    while ((result = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        const char *option_kind = result == 'D' ? "dispute" : "crash";
+
+        if (result == 'h') {
+            print_command_help(command);
+            return STATUS_OK;
+        }
+        if (result == ':' || result == '?') {
+            return option_error(command, result, argv);
+        }
+        if (kind != NULL && !is_same(kind, option_kind)) {
+            return usage_error(command, "give only one of --dispute and --crash");
+        }
+        kind = option_kind;
+    }
+    if (kind == NULL) {
+        return usage_error(command, "missing --dispute or --crash");
+    }
+    if (optind >= argc) {
+        return usage_error(command, "missing STOP");
+    }
+    stop = argv[optind++];
+    if (reject_extra_arguments(command, argc, argv) != CONTINUE ||
+        set_argument(command, request->args, "stop", "STOP", stop) != CONTINUE) {
+        return STATUS_USAGE;
+    }
+    json_object_set_new(request->args, "kind", json_string(kind));
+    return CONTINUE;
+}
+
 static int add_instrument(const struct command *command, json_t *instruments, const char *id)
 {
     json_t *listed;
@@ -1942,16 +1521,18 @@ static const struct command commands[] = {
         .name = "start",
         .cmd = "test.start",
         .synopsis = "--subject S --instrument I... [--specimen B] [--driving] [--no-wait]",
-        .summary = "Open a stop for subject S and start a test on each instrument, then\n"
-                   "print progress until every test has ended and print the stop's report.\n"
-                   "The exit status is 0 when every test completed and 3 otherwise.",
+        .summary = "Start a test on each instrument in one stop for subject S, then print\n"
+                   "progress until every test has ended and print the stop's report. The stop\n"
+                   "is the specimen's stop when the specimen has one, else a new stop.",
         .option_help =
             "      --subject S        the subject, [type:]number\n"
             "      --instrument I     an instrument to test on; repeat for several\n"
             "      --specimen B       barcode of the specimen for instruments that take one\n"
             "                         (default: the subject's newest untested oral-fluid one)\n"
             "      --driving          the subject was driving\n"
-            "      --no-wait          print the opened stop and exit without following it\n",
+            "      --no-wait          print the stop and its tests and exit at once; the tests\n"
+            "                         go on in toxlabd (see stop show and test watch)\n",
+        .exit_help = EXIT_STATUS_HELP,
         .parse = parse_test_start,
         .run = run_test_start,
         .timeout_ms = ANALYZER_RESPONSE_TIMEOUT_MS,
@@ -1961,9 +1542,9 @@ static const struct command commands[] = {
         .name = "watch",
         .cmd = "test.watch",
         .synopsis = "TEST",
-        .summary = "Print the progress of a test until it ends, then the test's report.\n"
-                   "The exit status is 0 when the test completed and 3 otherwise.",
+        .summary = "Print the progress of a test until it ends, then the test's report.",
         .argument = "test",
+        .exit_help = EXIT_STATUS_HELP,
         .parse = parse_positional,
         .run = run_test_watch,
         .timeout_ms = RESPONSE_TIMEOUT_MS,
@@ -1975,6 +1556,20 @@ static const struct command commands[] = {
         .synopsis = "TEST",
         .summary = "Abort a running test.",
         .argument = "test",
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_test_response,
+        .timeout_ms = ANALYZER_RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "test",
+        .name = "refuse",
+        .cmd = "test.refuse",
+        .synopsis = "TEST",
+        .summary = "Record that the subject would not blow: the running breath test TEST\n"
+                   "ends completed with the outcome refused. Prints the test.",
+        .argument = "test",
+        .min_minor = 1,
         .parse = parse_positional,
         .run = run_request,
         .print = print_test_response,
@@ -2000,6 +1595,21 @@ static const struct command commands[] = {
         .summary = "Show a stop: its subject, every test with its result, and the decision.",
         .argument = "stop",
         .parse = parse_positional,
+        .run = run_request,
+        .print = print_stop_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "stop",
+        .name = "note",
+        .cmd = "stop.note",
+        .synopsis = "STOP --dispute|--crash",
+        .summary = "Add a note to stop STOP and print the stop's report. The note may make\n"
+                   "toxlabd record a new decision that asks for a blood sample.",
+        .option_help = "      --dispute          the driver disputes the breath result\n"
+                       "      --crash            the subject had a crash after drinking\n",
+        .min_minor = 1,
+        .parse = parse_stop_note,
         .run = run_request,
         .print = print_stop_response,
         .timeout_ms = RESPONSE_TIMEOUT_MS,
@@ -2041,10 +1651,8 @@ static void print_usage(FILE *stream)
     }
     fprintf(stream, "  help [COMMAND]\n"
                     "\n"
-                    "'toxlab COMMAND --help' describes a command's options.\n"
-                    "Exit status: 0 success; 1 toxlabd rejected the command or could not be\n"
-                    "reached; 2 invalid command line; 3 a test ended failed, aborted or\n"
-                    "interrupted.\n");
+                    "'toxlab COMMAND --help' and 'toxlab help COMMAND' describe a command.\n"
+                    "\n" EXIT_STATUS_HELP);
 }
 
 static int group_exists(const char *group)
@@ -2128,6 +1736,10 @@ static int print_help_topic(int count, char **words)
 
     if (count == 0) {
         print_usage(stdout);
+        return STATUS_OK;
+    }
+    if (count == 1 && group_exists(words[0]) && find_command(words[0], NULL) == NULL) {
+        print_group_usage(stdout, words[0]);
         return STATUS_OK;
     }
     status = select_command(count, words, &command);
@@ -2226,6 +1838,13 @@ static int run_with_daemon(const struct options *options, const struct command *
         connect_daemon(&client.connection, options->socket_path) == 0 ? STATUS_OK : STATUS_ERROR;
     if (status == STATUS_OK) {
         status = read_hello(&client);
+    }
+    if (status == STATUS_OK && client.daemon_minor < command->min_minor) {
+        print_error("toxlabd speaks protocol %d.%d, which has no %s (added in %d.%d); upgrade "
+                    "toxlabd",
+                    PROTO_MAJOR, client.daemon_minor, command->cmd, PROTO_MAJOR,
+                    command->min_minor);
+        status = STATUS_ERROR;
     }
     if (status == STATUS_OK) {
         status = command->run(&client, command, request);

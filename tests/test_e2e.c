@@ -167,9 +167,10 @@ START_TEST(silent_analyzer_interrupted)
     char *err;
 
     snprintf(extra, sizeof(extra), "grace_period_ms = %d\n", harness_ms(3000));
-    rig_start(&rig, "[phases]\ncartridge_ms = 20\ncollecting_ms = 40\nanalysing_ms = 60000\n",
-              extra);
+    rig_start(&rig, fast_phases, extra);
     register_subject(&rig, SUBJECT_A, "OF-A1");
+    child_send(&rig.sim, "hold");
+    ck_assert(child_wait_line(&rig.sim, "hold", EVENT_MS, line, sizeof(line)));
     start_detached(&rig, test_id, sizeof(test_id));
     ck_assert(
         child_wait_line(&rig.sim, "phase test=1 state=analysing", EVENT_MS, line, sizeof(line)));
@@ -199,6 +200,19 @@ START_TEST(silent_analyzer_interrupted)
     ck_assert_msg(strstr(text, "interrupted: no reply from the analyzer") == text, "%s", text);
     assert_contains(text, "timed out reading status block at register 100");
     ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 0);
+
+    /* The analyzer comes back still holding the test: it resumes and completes. */
+    child_send(&rig.sim, "unmute");
+    ck_assert(
+        harness_wait_file(rig.daemon.log_path, "resumed: the analyzer still holds it", EVENT_MS));
+    child_send(&rig.sim, "release");
+    ck_assert_int_eq(client(&rig, &out, &err, "test", "watch", test_id, NULL), 0);
+    free(out);
+    free(err);
+    snprintf(sql, sizeof(sql), "SELECT state FROM tests WHERE id = '%s'", test_id);
+    db_text(&rig, sql, text, sizeof(text));
+    ck_assert_str_eq(text, "completed");
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 1);
     rig_stop(&rig);
 }
 END_TEST
