@@ -3,6 +3,7 @@
 #include "controller/toxlab_report.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -289,8 +290,10 @@ static void print_analyzer_line(const json_t *result)
         text_add(&line, "calibration due %s", calibration_due);
     }
     if (lot != NULL || expiry != NULL) {
+        /* The breath analyzer's consumable is its mouthpiece. */
+        bool breath = json_object_get(result, "breath") != NULL;
         text_separate(&line, ", ");
-        text_add(&line, "cartridge %s", or_dash(lot));
+        text_add(&line, "%s %s", breath ? "mouthpiece lot" : "cartridge", or_dash(lot));
         if (expiry != NULL) {
             text_add(&line, " expiring %s", expiry);
         }
@@ -718,7 +721,8 @@ static void format_instrument(const json_t *instrument, int width, struct text *
         text_add(line, "  calibration due %s", get_string(identity, "calibration_due"));
     }
     if (lot != NULL || expiry != NULL) {
-        text_add(line, "  cartridge %s", or_dash(lot));
+        bool breath = strcmp(or_dash(get_string(instrument, "driver")), "breath") == 0;
+        text_add(line, "  %s %s", breath ? "mouthpiece lot" : "cartridge", or_dash(lot));
         text_add(line, expiry != NULL ? " expiring %s" : "%s", expiry != NULL ? expiry : "");
     }
     if (test != NULL) {
