@@ -381,9 +381,9 @@ static void poll_test(struct line *line)
     }
 }
 
-/* Polls an analyzer that has no active test: a failure is reported like any
- * other, and a test it still runs or keeps a result for is reported once, so the loop can match it
- * to a test that an earlier run of the daemon started. */
+/* Polls an analyzer that has no active test. A failure is reported like any
+ * other. A test it still runs or keeps a result for is reported once, so the
+ * loop can match it to an open or interrupted test. */
 static void poll_idle(struct line *line)
 {
     char err[DRIVER_ERR_SIZE];

@@ -61,8 +61,9 @@ static int make_socket_folder(const char *path, char *err, size_t err_size)
     return 0;
 }
 
-/* Removes a socket file that no daemon listens on; fails if one does, or
- * if the path is anything but a socket, which is never removed. */
+/* Removes a socket file that no daemon listens on. Fails when a daemon
+ * listens on it, or when the path is anything but a socket, because only an
+ * old socket may be replaced. */
 static int remove_stale_socket(const struct sockaddr_un *addr, char *err, size_t err_size)
 {
     struct stat info;

@@ -754,7 +754,7 @@ static int decide_if_ended(struct daemon *daemon, const char *stop_id)
                : -1;
 }
 
-/* Frees the instrument and tells the watchers; the rows are stored already. */
+/* Frees the instrument and sends the watchers their events. The rows are stored already. */
 static void finish_test(struct daemon *daemon, struct instrument *inst, bool stop_ended)
 {
     char stop_id[RECORD_ID_SIZE];
@@ -1005,10 +1005,10 @@ static void resume_test(struct daemon *daemon, struct instrument *inst,
             inst->config->id, test.id, test.state);
 }
 
-/* An idle analyzer still runs a test or keeps its result. A test that an
- * earlier run of the daemon started, or that was interrupted, is resumed so
- * its result still completes it; a result stored already is acknowledged
- * again; anything else is aborted on the analyzer so it can take new tests. */
+/* Handles a test an idle analyzer still runs or keeps a result for. An open
+ * or interrupted test is resumed, so its result still completes it. A result
+ * stored already is acknowledged again. Anything else is aborted on the
+ * analyzer, so that it can take new tests. */
 static void handle_found_test(struct daemon *daemon, struct instrument *inst,
                               const struct driver_progress *progress)
 {
