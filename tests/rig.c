@@ -83,6 +83,45 @@ static int daemon_wrapper(char *argv[16])
     return count;
 }
 
+/* Fills argv (NULL-ended) with the daemon, the installed configuration and
+ * the -o overrides that point it at the rig's files and sim. */
+static void installed_config_args(struct rig *rig, const char *installed, char **argv)
+{
+    static char values[12][700];
+    char thresholds[512];
+    int count = 0;
+    int value = 0;
+
+    /* The threshold file is installed next to the configuration. */
+    snprintf(thresholds, sizeof(thresholds), "%s", installed);
+    char *slash = strrchr(thresholds, '/');
+    ck_assert_ptr_nonnull(slash);
+    snprintf(slash, sizeof(thresholds) - (size_t)(slash - thresholds), "/thresholds.tsv");
+    const char *overrides[][2] = {
+        {"daemon.database", rig->database},
+        {"daemon.socket", rig->socket},
+        {"daemon.thresholds", thresholds},
+        {"daemon.busy_timeout_ms", "50"},
+        {"instrument.saliva-1.device", rig->pty},
+        {"instrument.saliva-1.poll_interval_ms", "20"},
+        {"instrument.saliva-1.response_timeout_ms", "200"},
+        {"instrument.saliva-1.retry_ms", "50"},
+    };
+    argv[count++] = (char *)harness_program("TOXLABD");
+    argv[count++] = "-c";
+    argv[count++] = (char *)installed;
+    argv[count++] = "-d";
+    snprintf(values[value], sizeof(values[value]), "daemon.socket_group=%u", (unsigned)getgid());
+    argv[count++] = "-o";
+    argv[count++] = values[value++];
+    for (size_t i = 0; i < sizeof(overrides) / sizeof(overrides[0]); i++) {
+        snprintf(values[value], sizeof(values[value]), "%s=%s", overrides[i][0], overrides[i][1]);
+        argv[count++] = "-o";
+        argv[count++] = values[value++];
+    }
+    argv[count] = NULL;
+}
+
 void start_daemon(struct rig *rig)
 {
     char notify_path[512];
@@ -95,10 +134,14 @@ void start_daemon(struct rig *rig)
     snprintf(log_path, sizeof(log_path), "%s/toxlabd.log", rig->dir);
     snprintf(env_notify, sizeof(env_notify), "NOTIFY_SOCKET=%s", notify_path);
     int notify_fd = notify_open(notify_path);
-    char *argv[16];
+    char *argv[48];
     int argc = daemon_wrapper(argv);
+    const char *installed = getenv("TOXLAB_INSTALLED_CONFIG");
     char *tail[] = {(char *)harness_program("TOXLABD"), "-c", config_path, "-d", NULL};
     memcpy(argv + argc, tail, sizeof(tail));
+    if (installed != NULL) {
+        installed_config_args(rig, installed, argv + argc);
+    }
     char *env[] = {env_notify, NULL};
     child_spawn(&rig->daemon, argv, env, log_path, false, false);
     rig->daemon_running = true;
