@@ -496,6 +496,53 @@ START_TEST(socket_path_never_removes_files)
 }
 END_TEST
 
+/* Socket activation: systemd-socket-activate holds the listening socket and
+ * starts the daemon on the first connection, passing the socket as fd 3. */
+START_TEST(socket_activation_serves)
+{
+    struct rig rig;
+    struct child activator;
+    char notify_path[600];
+    char env_notify[700];
+    char *out;
+    char *err;
+
+    if (access("/usr/bin/systemd-socket-activate", X_OK) != 0) {
+        fprintf(stderr, "systemd-socket-activate not found: socket activation not tested\n");
+        return;
+    }
+    rig_start(&rig, fast_phases, NULL);
+    child_stop(&rig.daemon, SIGTERM, EVENT_MS);
+    rig.daemon_running = false;
+    snprintf(notify_path, sizeof(notify_path), "%s/notify-activated", rig.dir);
+    snprintf(env_notify, sizeof(env_notify), "NOTIFY_SOCKET=%s", notify_path);
+    int notify_fd = notify_open(notify_path);
+    char config_path[600];
+    char log_path[600];
+    snprintf(config_path, sizeof(config_path), "%s/toxlab.conf", rig.dir);
+    snprintf(log_path, sizeof(log_path), "%s/activated.log", rig.dir);
+    char *argv[] = {"/usr/bin/systemd-socket-activate", "-l", rig.socket,  "-E", env_notify,
+                    (char *)harness_program("TOXLABD"), "-c", config_path, NULL};
+    child_spawn(&activator, argv, NULL, log_path, false, true);
+    ck_assert(harness_wait_file(activator.log_path, "Listening on", EVENT_MS));
+
+    /* The first connection starts the daemon, which serves it on the passed socket. */
+    ck_assert_int_eq(client(&rig, &out, &err, "instruments", NULL), 0);
+    assert_contains(out, "saliva-1");
+    free(out);
+    free(err);
+    ck_assert(notify_wait_ready(notify_fd, EVENT_MS));
+    close(notify_fd);
+    ck_assert(harness_wait_file(activator.log_path, "saliva-1: online", EVENT_MS));
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    client_ok(&rig, "test", "start", "--subject", SUBJECT_A, "--instrument", "saliva-1", NULL);
+    int status = child_stop(&activator, SIGTERM, EVENT_MS);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 1);
+    child_stop(&rig.sim, SIGTERM, EVENT_MS);
+}
+END_TEST
+
 START_TEST(abort_running_test)
 {
     struct rig rig;
@@ -619,6 +666,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(flow, lost_acknowledgement_repeated);
     tcase_add_test(flow, abort_running_test);
     tcase_add_test(flow, restart_resumes_held_test);
+    tcase_add_test(flow, socket_activation_serves);
     tcase_add_test(flow, result_kept_while_database_locked);
     tcase_add_test(faults, unknown_instrument_rejected);
     tcase_add_test(faults, malformed_subject_rejected);
