@@ -8,6 +8,7 @@
 #include "protocol/subject_id.h"
 
 #include <stdarg.h>
+#include <systemd/sd-daemon.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -906,6 +907,24 @@ static void note_contact(struct instrument *inst)
     }
 }
 
+/* Tells systemd (when NOTIFY_SOCKET is set) how many analyzers are online. */
+static void notify_status(struct daemon *daemon)
+{
+    char names[CONFIG_MAX_INSTRUMENTS * (INSTRUMENT_ID_MAX + 2)] = "";
+    size_t online = 0;
+
+    for (size_t i = 0; i < daemon->instrument_count; i++) {
+        if (daemon->instruments[i].online) {
+            size_t used = strlen(names);
+            snprintf(names + used, sizeof(names) - used, "%s%s", online ? " " : "",
+                     daemon->instruments[i].config->id);
+            online++;
+        }
+    }
+    sd_notifyf(0, "STATUS=%zu of %zu analyzers online%s%s", online, daemon->instrument_count,
+               online ? ": " : "", names);
+}
+
 static void handle_online(struct instrument *inst, const struct driver_identity *identity)
 {
     inst->online = true;
@@ -1047,9 +1066,11 @@ void stops_handle_event(struct daemon *daemon, struct line_event *event)
     switch (event->kind) {
     case LINE_ONLINE:
         handle_online(inst, &event->identity);
+        notify_status(daemon);
         break;
     case LINE_OFFLINE:
         handle_offline(daemon, inst, event->message);
+        notify_status(daemon);
         break;
     case LINE_COMM_ERROR:
         note_error(daemon, inst, event->message);

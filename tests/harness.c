@@ -282,7 +282,7 @@ int notify_open(const char *path)
     return fd;
 }
 
-bool notify_wait_ready(int fd, int timeout_ms)
+bool notify_wait_text(int fd, const char *text, int timeout_ms)
 {
     long long deadline = monotonic_ms() + harness_ms(timeout_ms);
     char message[4096];
@@ -298,10 +298,15 @@ bool notify_wait_ready(int fd, int timeout_ms)
             continue;
         }
         message[got] = '\0';
-        if (strstr(message, "READY=1") != NULL) {
+        if (strstr(message, text) != NULL) {
             return true;
         }
     }
+}
+
+bool notify_wait_ready(int fd, int timeout_ms)
+{
+    return notify_wait_text(fd, "READY=1", timeout_ms);
 }
 
 static bool file_contains(const char *path, const char *text)

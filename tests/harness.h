@@ -64,6 +64,9 @@ int harness_run(char *const argv[], char *const extra_env[], int timeout_ms, cha
 /* Opens a datagram socket at path for sd_notify messages. */
 int notify_open(const char *path);
 
+/* Waits for a datagram containing text; returns false on timeout. */
+bool notify_wait_text(int fd, const char *text, int timeout_ms);
+
 /* Waits for a datagram containing READY=1; returns false on timeout. */
 bool notify_wait_ready(int fd, int timeout_ms);
 

@@ -532,8 +532,8 @@ START_TEST(socket_activation_serves)
     free(out);
     free(err);
     ck_assert(notify_wait_ready(notify_fd, EVENT_MS));
+    ck_assert(notify_wait_text(notify_fd, "STATUS=1 of 1 analyzers online: saliva-1", EVENT_MS));
     close(notify_fd);
-    ck_assert(harness_wait_file(activator.log_path, "saliva-1: online", EVENT_MS));
     register_subject(&rig, SUBJECT_A, "OF-A1");
     client_ok(&rig, "test", "start", "--subject", SUBJECT_A, "--instrument", "saliva-1", NULL);
     int status = child_stop(&activator, SIGTERM, EVENT_MS);
