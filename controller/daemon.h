@@ -34,6 +34,8 @@ struct instrument {
     int64_t last_contact_ms; /* monotonic time of the last good reply */
     char step[24];
     int percent;
+    int watch;            /* inotify watch of the device's folder, -1 for none */
+    int64_t last_seen_ms; /* wall-clock time of the last good reply, 0 for never */
 };
 
 struct client {

@@ -99,7 +99,7 @@ static bool line_wait(struct line *line, int ms, bool commands_wake)
         deadline.tv_nsec -= 1000000000;
     }
     pthread_mutex_lock(&line->lock);
-    while (!line->stopping &&
+    while (!line->stopping && !line->reconnect_requested &&
            !(commands_wake &&
              (line->start_requested || line->abort_requested || line->ack_requested ||
               line->forget_requested || line->reread_requested || line->adopt_requested))) {
@@ -158,7 +158,6 @@ static void drop_test(struct line *line)
 /* A failed request: the port is closed when it failed at the I/O level. */
 static void report_failure(struct line *line, int status, const char *err)
 {
-    line->failing = true;
     post_message(line, LINE_COMM_ERROR, status, err);
     if (status == DRIVER_IO) {
         close_port(line);
@@ -365,7 +364,6 @@ static void poll_test(struct line *line)
         report_failure(line, status, err);
         return;
     }
-    line->failing = false;
     struct line_event *event = event_new(line, LINE_PROGRESS);
     event->progress = progress;
     event_post(event);
@@ -394,10 +392,7 @@ static void poll_idle(struct line *line)
         report_failure(line, status, err);
         return;
     }
-    if (line->failing) {
-        line->failing = false;
-        post_message(line, LINE_RECOVERED, DRIVER_OK, "");
-    }
+    post_message(line, LINE_ALIVE, DRIVER_OK, "");
     if (progress.idle || progress.device_error || progress.host_test_id == 0) {
         line->found_id = 0;
         return;
@@ -408,12 +403,27 @@ static void poll_idle(struct line *line)
     post_found(line, &progress);
 }
 
+static bool take_reconnect(struct line *line)
+{
+    bool requested;
+
+    pthread_mutex_lock(&line->lock);
+    requested = line->reconnect_requested;
+    line->reconnect_requested = false;
+    pthread_mutex_unlock(&line->lock);
+    return requested;
+}
+
 static void *line_main(void *arg)
 {
     struct line *line = arg;
 
     line->backoff_ms = line->config->retry_ms;
     while (true) {
+        if (take_reconnect(line)) {
+            /* The device path appeared: an offline line tries it at once. */
+            line->backoff_ms = line->config->retry_ms;
+        }
         if (!line->online && !connect_port(line)) {
             int delay = line->backoff_ms;
             line->backoff_ms = line->backoff_ms * 2 > line->config->retry_max_ms
@@ -490,6 +500,9 @@ void line_command(struct line *line, enum line_command_kind kind, uint32_t host_
     case LINE_CMD_ADOPT:
         line->adopt_requested = true;
         line->adopt_id = host_test_id;
+        break;
+    case LINE_CMD_RECONNECT:
+        line->reconnect_requested = true;
         break;
     }
     pthread_cond_broadcast(&line->wake);

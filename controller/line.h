@@ -23,7 +23,7 @@ enum line_event_kind {
     LINE_DEVICE_ERROR, /* the test ended in a device error */
     LINE_TEST_LOST,    /* the analyzer no longer holds the test */
     LINE_ACKNOWLEDGED, /* the analyzer was told to forget the result */
-    LINE_RECOVERED,    /* an idle analyzer replies again after failed requests */
+    LINE_ALIVE,        /* an idle analyzer replied to its status poll */
     LINE_FOUND,        /* an idle analyzer still runs a test or keeps its result */
 };
 
@@ -43,9 +43,10 @@ enum line_command_kind {
     LINE_CMD_START,
     LINE_CMD_ABORT,
     LINE_CMD_ACKNOWLEDGE,
-    LINE_CMD_FORGET, /* stop polling for the test; the loop gave up on it */
-    LINE_CMD_REREAD, /* storing failed: read the result again */
-    LINE_CMD_ADOPT,  /* poll a test found on the analyzer as the active one */
+    LINE_CMD_FORGET,    /* stop polling for the test; the loop gave up on it */
+    LINE_CMD_REREAD,    /* storing failed: read the result again */
+    LINE_CMD_ADOPT,     /* poll a test found on the analyzer as the active one */
+    LINE_CMD_RECONNECT, /* the device path appeared: an offline line retries at once */
 };
 
 struct line {
@@ -65,6 +66,7 @@ struct line {
     bool forget_requested;
     bool reread_requested;
     bool adopt_requested;
+    bool reconnect_requested;
     uint32_t start_id;
     uint32_t abort_id;
     uint32_t ack_id;
@@ -78,7 +80,6 @@ struct line {
     uint32_t found_id;  /* held test last reported while idle, so it is reported once */
     bool awaiting_ack;  /* a result was posted and not yet committed */
     bool online;
-    bool failing; /* the last request failed */
     int backoff_ms;
     struct driver_identity identity;
 };

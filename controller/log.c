@@ -9,6 +9,7 @@
 #define THROTTLE_EVERY 100
 
 static int current_level = LOG_INFO;
+static bool to_syslog;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *level_name(int level)
@@ -40,6 +41,12 @@ int log_get_level(void)
     return current_level;
 }
 
+void log_to_syslog(void)
+{
+    openlog("toxlabd", LOG_PID, LOG_DAEMON);
+    to_syslog = true;
+}
+
 void log_msg(int level, const char *fmt, ...)
 {
     struct timespec now;
@@ -47,6 +54,12 @@ void log_msg(int level, const char *fmt, ...)
     va_list args;
 
     if (level > current_level) {
+        return;
+    }
+    if (to_syslog) {
+        va_start(args, fmt);
+        vsyslog(level, fmt, args);
+        va_end(args);
         return;
     }
     clock_gettime(CLOCK_REALTIME, &now);

@@ -8,6 +8,9 @@
 #include <syslog.h>
 
 void log_set_level(int level); /* LOG_ERR .. LOG_DEBUG */
+
+/* Sends the log to syslog instead of stderr (under systemd). */
+void log_to_syslog(void);
 int log_get_level(void);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -601,6 +601,11 @@ static json_t *instrument_json(const struct instrument *inst)
     if (inst->test_id[0] != '\0') {
         json_object_set_new(obj, "test", json_string(inst->test_id));
     }
+    if (inst->last_seen_ms != 0) {
+        char seen[TIMESTAMP_SIZE];
+        time_format_utc(inst->last_seen_ms, seen);
+        json_object_set_new(obj, "last_seen", json_string(seen));
+    }
     if (inst->last_error[0] != '\0') {
         json_object_set_new(obj, "error", json_string(inst->last_error));
     }
@@ -899,6 +904,7 @@ static void note_error(struct daemon *daemon, struct instrument *inst, const cha
 static void note_contact(struct instrument *inst)
 {
     inst->last_contact_ms = time_monotonic_ms();
+    inst->last_seen_ms = time_realtime_ms();
     if (inst->errors.count > 0) {
         log_msg(LOG_NOTICE, "%s: replies again after %u failed requests", inst->config->id,
                 inst->errors.count);
@@ -1075,7 +1081,7 @@ void stops_handle_event(struct daemon *daemon, struct line_event *event)
     case LINE_COMM_ERROR:
         note_error(daemon, inst, event->message);
         break;
-    case LINE_RECOVERED:
+    case LINE_ALIVE:
         note_contact(inst);
         break;
     case LINE_FOUND:

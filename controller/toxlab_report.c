@@ -725,6 +725,9 @@ static void format_instrument(const json_t *instrument, int width, struct text *
         text_add(line, "  %s %s", breath ? "mouthpiece lot" : "cartridge", or_dash(lot));
         text_add(line, expiry != NULL ? " expiring %s" : "%s", expiry != NULL ? expiry : "");
     }
+    if (get_string(instrument, "last_seen") != NULL) {
+        text_add(line, "  last seen %s", get_string(instrument, "last_seen"));
+    }
     if (test != NULL) {
         text_add(line, "  running %s", test);
     }

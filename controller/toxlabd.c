@@ -4,6 +4,7 @@
 #include "controller/daemon.h"
 
 #include "controller/db.h"
+#include "controller/hotplug.h"
 #include "version.h"
 
 #include <errno.h>
@@ -205,6 +206,7 @@ static int start_lines(struct daemon *daemon)
     for (size_t i = 0; i < daemon->config.instrument_count; i++) {
         struct instrument *inst = &daemon->instruments[i];
         inst->config = &daemon->config.instruments[i];
+        inst->watch = -1;
         inst->ops = driver_find(inst->config->driver);
         if (line_start(&inst->line, inst->config, inst->ops) != 0) {
             log_msg(LOG_ERR, "%s: cannot start the line thread", inst->config->id);
@@ -271,19 +273,23 @@ static void drain_line_events(struct daemon *daemon)
     }
 }
 
-static int run_loop(struct daemon *daemon, int signal_fd)
+enum { POLL_SIGNALS, POLL_LINES, POLL_LISTEN, POLL_HOTPLUG, POLL_CLIENTS };
+
+static int run_loop(struct daemon *daemon, int signal_fd, int hotplug_fd)
 {
-    struct pollfd fds[3 + 1024];
+    struct pollfd fds[POLL_CLIENTS + 1024];
     struct client *polled[1024];
 
     for (;;) {
-        size_t count = 3;
+        size_t count = POLL_CLIENTS;
         int timeout = stops_check_grace(daemon);
-        fds[0] = (struct pollfd){.fd = signal_fd, .events = POLLIN};
-        fds[1] = (struct pollfd){.fd = line_events_fd(), .events = POLLIN};
-        fds[2] = (struct pollfd){.fd = daemon->listen_fd, .events = POLLIN};
-        for (struct client *c = daemon->clients; c != NULL && count < 3 + 1024; c = c->next) {
-            polled[count - 3] = c;
+        fds[POLL_SIGNALS] = (struct pollfd){.fd = signal_fd, .events = POLLIN};
+        fds[POLL_LINES] = (struct pollfd){.fd = line_events_fd(), .events = POLLIN};
+        fds[POLL_LISTEN] = (struct pollfd){.fd = daemon->listen_fd, .events = POLLIN};
+        fds[POLL_HOTPLUG] = (struct pollfd){.fd = hotplug_fd, .events = POLLIN};
+        for (struct client *c = daemon->clients; c != NULL && count < POLL_CLIENTS + 1024;
+             c = c->next) {
+            polled[count - POLL_CLIENTS] = c;
             fds[count++] =
                 (struct pollfd){.fd = c->fd, .events = POLLIN | (c->output_used ? POLLOUT : 0)};
         }
@@ -294,21 +300,24 @@ static int run_loop(struct daemon *daemon, int signal_fd)
             log_msg(LOG_ERR, "poll failed: %s", strerror(errno));
             return -1;
         }
-        if ((fds[0].revents & POLLIN) && !handle_signal(daemon, signal_fd)) {
+        if ((fds[POLL_SIGNALS].revents & POLLIN) && !handle_signal(daemon, signal_fd)) {
             return 0;
         }
-        if (fds[1].revents & POLLIN) {
+        if (fds[POLL_LINES].revents & POLLIN) {
             drain_line_events(daemon);
         }
-        if (fds[2].revents & POLLIN) {
+        if (fds[POLL_LISTEN].revents & POLLIN) {
             server_accept(daemon);
         }
-        for (size_t i = 3; i < count; i++) {
+        if (fds[POLL_HOTPLUG].revents & POLLIN) {
+            hotplug_handle(daemon, hotplug_fd);
+        }
+        for (size_t i = POLL_CLIENTS; i < count; i++) {
             if (fds[i].revents & POLLOUT) {
-                server_flush(polled[i - 3]);
+                server_flush(polled[i - POLL_CLIENTS]);
             }
             if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-                server_read(daemon, polled[i - 3]);
+                server_read(daemon, polled[i - POLL_CLIENTS]);
             }
         }
         server_reap(daemon);
@@ -322,6 +331,7 @@ int main(int argc, char **argv)
     char err[512];
     int status = EXIT_FAILURE;
     int signal_fd;
+    int hotplug_fd = -1;
 
     int parsed = parse_options(argc, argv, &opts);
     if (parsed >= 0) {
@@ -333,6 +343,10 @@ int main(int argc, char **argv)
         log_set_level(LOG_INFO);
     } else {
         log_set_level(LOG_NOTICE);
+    }
+    /* systemd sets INVOCATION_ID for the processes of a unit. */
+    if (getenv("INVOCATION_ID") != NULL) {
+        log_to_syslog();
     }
     if (load_config(&opts, &daemon.config) != 0) {
         return EXIT_FAILURE;
@@ -359,15 +373,20 @@ int main(int argc, char **argv)
     if (start_lines(&daemon) != 0) {
         goto out;
     }
+    hotplug_fd = hotplug_open(&daemon);
+    hotplug_list_ports(&daemon);
     sd_notify(0, "READY=1\nSTATUS=serving clients");
     log_msg(LOG_NOTICE, "ready: %zu instruments, listening on %s", daemon.instrument_count,
             daemon.config.socket_path);
-    status = run_loop(&daemon, signal_fd) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    status = run_loop(&daemon, signal_fd, hotplug_fd) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
     sd_notify(0, "STOPPING=1");
 
 out:
     stop_lines(&daemon);
     drain_line_events(&daemon);
+    if (hotplug_fd >= 0) {
+        close(hotplug_fd);
+    }
     server_close(&daemon);
     if (daemon.db != NULL) {
         db_close(daemon.db);

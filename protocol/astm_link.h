@@ -117,6 +117,7 @@ struct astm_link {
     size_t frame_len;
     size_t frame_cap;
     bool frame_overflow;
+    bool have_previous;  /* a frame was accepted in this link session */
     uint64_t frame_start;
 
     /* Sender: queued messages, concatenated, and where each ends. */
@@ -134,8 +135,9 @@ struct astm_link {
     uint8_t out[ASTM_MAX_SEND_FRAME_TEXT + ASTM_FRAME_OVERHEAD];
 };
 
-/* Starts a link in the neutral state. The caller frees it with astm_link_free. */
-void astm_link_init(struct astm_link *link, const struct astm_config *config);
+/* Starts a link in the neutral state. Returns 0 or -ENOMEM; the caller
+ * frees a started link with astm_link_free. */
+int astm_link_init(struct astm_link *link, const struct astm_config *config);
 void astm_link_free(struct astm_link *link);
 
 /* Feeds received bytes. Stops after the first byte that produced an event

@@ -158,7 +158,7 @@ void start_daemon(struct rig *rig)
 }
 
 /* Starts the sim with a scenario and the daemon with extra configuration. */
-static void rig_prepare(struct rig *rig)
+void rig_prepare(struct rig *rig)
 {
     memset(rig, 0, sizeof(*rig));
     rig->dir = harness_tmpdir("e2e");
@@ -318,4 +318,25 @@ void start_detached(struct rig *rig, char *test_id, size_t size)
     snprintf(test_id, size, "%.*s", (int)strcspn(tests, "\""), tests);
     free(out);
     free(err);
+}
+
+void rig_start_linked_sim(struct rig *rig, struct child *sim, const char *scenario,
+                          const char *link_path)
+{
+    char line[256];
+    char scenario_path[600];
+    char log_path[600];
+
+    snprintf(scenario_path, sizeof(scenario_path), "%s/linked.ini", rig->dir);
+    snprintf(log_path, sizeof(log_path), "%s/linked-sim.log", rig->dir);
+    harness_write_file(scenario_path, scenario);
+    char *argv[] = {(char *)harness_program("TOXLAB_SIM"),
+                    "saliva",
+                    "--link",
+                    (char *)link_path,
+                    scenario_path,
+                    NULL};
+    child_spawn(sim, argv, NULL, log_path, true, true);
+    ck_assert(child_wait_line(sim, "ready", EVENT_MS, line, sizeof(line)));
+    snprintf(rig->pty, sizeof(rig->pty), "%.*s", (int)sizeof(rig->pty) - 1, link_path);
 }

@@ -42,6 +42,14 @@ void write_config(struct rig *rig, const char *extra);
 /* Starts toxlabd and waits for READY=1 and the analyzers to come online. */
 void start_daemon(struct rig *rig);
 
+/* Makes the rig's temporary folder and names its socket and database. */
+void rig_prepare(struct rig *rig);
+
+/* Starts a saliva sim that keeps a link at link_path to its pty (the
+ * config then names the link), without starting the daemon. */
+void rig_start_linked_sim(struct rig *rig, struct child *sim, const char *scenario,
+                          const char *link_path);
+
 /* Starts the saliva sim with a scenario and the daemon. */
 void rig_start(struct rig *rig, const char *scenario, const char *extra_config);
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -543,6 +544,53 @@ START_TEST(socket_activation_serves)
 }
 END_TEST
 
+/* The analyzer is unplugged mid-test and another one appears under the
+ * same link: inotify brings it online long before the 60-second retry, and
+ * the test it does not know is interrupted. */
+START_TEST(hotplug_link_reappears)
+{
+    struct rig rig;
+    struct child second;
+    char link_path[600];
+    char line[256];
+    char test_id[64];
+    char sql[256];
+    char text[256];
+
+    rig_prepare(&rig);
+    snprintf(link_path, sizeof(link_path), "%s/dev/saliva", rig.dir);
+    ck_assert_int_eq(mkdir(rig_file(&rig, "dev"), 0755), 0);
+    rig_start_linked_sim(&rig, &rig.sim, fast_phases, link_path);
+    write_config(&rig, "retry_ms = 60000\nretry_max_ms = 60000\n");
+    start_daemon(&rig);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    child_send(&rig.sim, "hold");
+    ck_assert(child_wait_line(&rig.sim, "hold", EVENT_MS, line, sizeof(line)));
+    start_detached(&rig, test_id, sizeof(test_id));
+    ck_assert(
+        child_wait_line(&rig.sim, "phase test=1 state=analysing", EVENT_MS, line, sizeof(line)));
+
+    child_stop(&rig.sim, SIGTERM, EVENT_MS);
+    ck_assert(harness_wait_file(rig.daemon.log_path, "saliva-1: offline", EVENT_MS));
+    rig_start_linked_sim(&rig, &second, fast_phases, link_path);
+    ck_assert(harness_wait_file(rig.daemon.log_path, "appeared; connecting", EVENT_MS));
+
+    snprintf(sql, sizeof(sql), "SELECT state FROM tests WHERE id = '%s'", test_id);
+    char *out;
+    char *err;
+    ck_assert_int_ne(client(&rig, &out, &err, "test", "watch", test_id, NULL), 0);
+    free(out);
+    free(err);
+    db_text(&rig, sql, text, sizeof(text));
+    ck_assert_str_eq(text, "interrupted");
+    /* Online again without a restart: a new test runs on the new analyzer. */
+    register_subject(&rig, SUBJECT_B, "OF-B1");
+    client_ok(&rig, "test", "start", "--subject", SUBJECT_B, "--instrument", "saliva-1", NULL);
+    rig.sim = second;
+    rig_stop(&rig);
+}
+END_TEST
+
 START_TEST(abort_running_test)
 {
     struct rig rig;
@@ -667,6 +715,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(flow, abort_running_test);
     tcase_add_test(flow, restart_resumes_held_test);
     tcase_add_test(flow, socket_activation_serves);
+    tcase_add_test(flow, hotplug_link_reappears);
     tcase_add_test(flow, result_kept_while_database_locked);
     tcase_add_test(faults, unknown_instrument_rejected);
     tcase_add_test(faults, malformed_subject_rejected);
