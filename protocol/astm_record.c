@@ -634,7 +634,7 @@ void astm_assembler_reset(struct astm_assembler *assembler)
 {
     assembler->len = 0;
     assembler->start = 0;
-    assembler->scanned = 0;
+    assembler->partial = 0;
     assembler->message_end = false;
 }
 
@@ -647,20 +647,8 @@ static void compact(struct astm_assembler *assembler)
     memmove(assembler->data, assembler->data + assembler->start,
             assembler->len - assembler->start);
     assembler->len -= assembler->start;
+    assembler->partial -= assembler->start;
     assembler->start = 0;
-}
-
-/* Returns the length of the record being built after the last CR. */
-static size_t partial_length(const struct astm_assembler *assembler)
-{
-    size_t len = assembler->len - assembler->start;
-
-    for (size_t i = len; i > 0; i--) {
-        if (assembler->data[assembler->start + i - 1] == RECORD_END) {
-            return len - i;
-        }
-    }
-    return len;
 }
 
 int astm_assembler_add(struct astm_assembler *assembler, const char *text, size_t len,
@@ -675,12 +663,20 @@ int astm_assembler_add(struct astm_assembler *assembler, const char *text, size_
         return rc;
     }
     memcpy(assembler->data + assembler->len, text, len);
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == RECORD_END) {
+            assembler->partial = assembler->len + i + 1;
+        }
+    }
     assembler->len += len;
     assembler->message_end = final;
 
-    if (partial_length(assembler) > assembler->max_record) {
+    if (assembler->len - assembler->partial > assembler->max_record) {
         astm_assembler_reset(assembler);
         return -E2BIG;
+    }
+    if (final) {
+        assembler->partial = assembler->len; /* the rest ends with the message */
     }
     return 0;
 }

@@ -114,7 +114,7 @@ struct astm_assembler {
     size_t len;
     size_t cap;
     size_t start;      /* first byte not yet returned */
-    size_t scanned;    /* bytes from start already searched for CR */
+    size_t partial;    /* where the record after the last CR starts, at or after start */
     bool message_end;  /* a final frame was added: the rest is a record */
     size_t max_record; /* ASTM_MAX_RECORD unless changed after init */
 };
