@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #define INSTRUMENT_PREFIX "instrument."
+#define DEFAULT_ALCOHOL_SOURCE "GB 19522-2010 Table 1 (limits); breath to blood 1:2200"
 
 struct load_state {
     struct config *config;
@@ -33,8 +34,7 @@ void config_defaults(struct config *config)
     snprintf(config->alcohol.drunk_limit, sizeof(config->alcohol.drunk_limit), "80");
     config->alcohol.drink_micro = 20 * DECIMAL_SCALE;
     config->alcohol.drunk_micro = 80 * DECIMAL_SCALE;
-    snprintf(config->alcohol.source, sizeof(config->alcohol.source),
-             "GB 19522-2010 Table 1 (limits); breath to blood 1:2200");
+    snprintf(config->alcohol.source, sizeof(config->alcohol.source), "%s", DEFAULT_ALCOHOL_SOURCE);
     config->alcohol.blood_on =
         BLOOD_ON_DRUNK | BLOOD_ON_REFUSAL | BLOOD_ON_DISPUTE | BLOOD_ON_CRASH;
     snprintf(config->alcohol.blood_source, sizeof(config->alcohol.blood_source),
@@ -221,7 +221,11 @@ static int set_blood_on(unsigned *mask, const char *value)
     char copy[128];
     unsigned result = 0;
 
-    if (set_text(copy, sizeof(copy), value) != 0) {
+    if (strcmp(value, "none") == 0) {
+        *mask = 0;
+        return 0;
+    }
+    if (value[0] == '\0' || set_text(copy, sizeof(copy), value) != 0) {
         return -1;
     }
     for (char *word = strtok(copy, ", "); word != NULL; word = strtok(NULL, ", ")) {
@@ -264,6 +268,29 @@ static int set_alcohol_key(struct alcohol_config *alcohol, const char *key, cons
     return -2;
 }
 
+/* Returns what a key takes, for the message about a bad value. */
+static const char *value_hint(const char *key)
+{
+    static const struct {
+        const char *key;
+        const char *hint;
+    } hints[] = {
+        {"blood_on", " (use none, or drunk, refusal, dispute and crash separated by commas)"},
+        {"factor", " (an integer from 1000 to 5000)"},
+        {"parity", " (use N, E or O)"},
+        {"lab_id", " (1 to 16 characters A-Z and 0-9)"},
+        {"drink_limit", " (a positive decimal, mg/100 mL)"},
+        {"drunk_limit", " (a positive decimal, mg/100 mL)"},
+    };
+
+    for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++) {
+        if (strcmp(hints[i].key, key) == 0) {
+            return hints[i].hint;
+        }
+    }
+    return "";
+}
+
 /* Applies one key; returns 0 or -1 with err holding the reason. */
 static int apply_key(struct config *config, const char *section, const char *key, const char *value,
                      char *err, size_t err_size)
@@ -292,7 +319,8 @@ static int apply_key(struct config *config, const char *section, const char *key
     if (status == -2) {
         snprintf(err, err_size, "unknown key '%s' in [%s]", key, section);
     } else if (status != 0) {
-        snprintf(err, err_size, "invalid value '%s' for key '%s' in [%s]", value, key, section);
+        snprintf(err, err_size, "invalid value '%s' for key '%s' in [%s]%s", value, key, section,
+                 value_hint(key));
     }
     return status == 0 ? 0 : -1;
 }
@@ -381,6 +409,16 @@ int config_validate(const struct config *config, char *err, size_t err_size)
         snprintf(err, err_size,
                  "[daemon]: timezone '%s' is not in /usr/share/zoneinfo (e.g. Asia/Shanghai, UTC)",
                  config->timezone);
+        return -1;
+    }
+    const struct alcohol_config *alcohol = &config->alcohol;
+    bool defaults = alcohol->factor == 2200 && alcohol->drink_micro == 20 * DECIMAL_SCALE &&
+                    alcohol->drunk_micro == 80 * DECIMAL_SCALE;
+    if (!defaults && strcmp(alcohol->source, DEFAULT_ALCOHOL_SOURCE) == 0) {
+        snprintf(err, err_size,
+                 "[alcohol]: factor or limits differ from GB 19522 at 1:2200, but source still "
+                 "names those; set source to where factor %d and limits %s/%s come from",
+                 alcohol->factor, alcohol->drink_limit, alcohol->drunk_limit);
         return -1;
     }
     if (config->alcohol.drunk_micro <= config->alcohol.drink_micro) {

@@ -844,6 +844,16 @@ static void set_text_column(json_t *obj, const char *key, sqlite3_stmt *stmt, in
     }
 }
 
+/* Sets key to an object, or omits the key (and frees the object) when empty. */
+static void set_unless_empty(json_t *obj, const char *key, json_t *value)
+{
+    if (json_object_size(value) == 0) {
+        json_decref(value);
+        return;
+    }
+    json_object_set_new(obj, key, value);
+}
+
 /* Sets key to a JSON value stored as text in a column. */
 static void set_json_column(json_t *obj, const char *key, sqlite3_stmt *stmt, int column)
 {
@@ -996,7 +1006,7 @@ static json_t *result_json(sqlite3 *db, const char *test_id)
         json_t *cartridge = json_object();
         set_text_column(cartridge, "lot", stmt, 6);
         set_text_column(cartridge, "expiry", stmt, 7);
-        json_object_set_new(obj, "cartridge", cartridge);
+        set_unless_empty(obj, "cartridge", cartridge);
         json_object_set_new(obj, "host_test_id", json_integer(sqlite3_column_int64(stmt, 18)));
         json_object_set_new(obj, "sequence", json_integer(sqlite3_column_int64(stmt, 19)));
         set_text_column(obj, "matrix", stmt, 8);
@@ -1008,7 +1018,7 @@ static json_t *result_json(sqlite3 *db, const char *test_id)
         json_t *specimen = json_object();
         set_text_column(specimen, "barcode", stmt, 16);
         set_text_column(specimen, "collected", stmt, 17);
-        json_object_set_new(obj, "specimen", specimen);
+        set_unless_empty(obj, "specimen", specimen);
         json_t *thresholds = json_object();
         set_text_column(thresholds, "version", stmt, 14);
         set_text_column(thresholds, "label", stmt, 15);
@@ -1064,7 +1074,7 @@ static json_t *decision_json(sqlite3 *db, const char *stop_id)
 {
     sqlite3_stmt *stmt = prepare(db, "SELECT id, question, decision, rules, evidence, actions,"
                                      " created FROM decisions WHERE stop_id = ?1"
-                                     " ORDER BY created DESC, id DESC LIMIT 1");
+                                     " ORDER BY rowid DESC LIMIT 1");
     json_t *obj = NULL;
 
     if (stmt == NULL) {
@@ -1146,8 +1156,8 @@ json_t *db_stop_json(sqlite3 *db, const char *stop_id)
         }
         json_object_set_new(obj, "driving", json_boolean(sqlite3_column_int(stmt, 2)));
         set_text_column(obj, "opened", stmt, 3);
-        append_each(db, "SELECT id FROM tests WHERE stop_id = ?1 ORDER BY created, id", stop_id,
-                    tests, db_test_json);
+        append_each(db, "SELECT id FROM tests WHERE stop_id = ?1 ORDER BY rowid", stop_id, tests,
+                    db_test_json);
         json_object_set_new(obj, "tests", tests);
         json_object_set_new(obj, "notes", notes_json(db, stop_id));
         json_t *decision = db_stop_ended(db, stop_id) == 1 ? decision_json(db, stop_id) : NULL;

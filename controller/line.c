@@ -189,7 +189,8 @@ static bool analyzer_free(struct line *line, uint32_t host_test_id)
         report_failure(line, status, err);
         return true;
     }
-    if (progress.idle) {
+    /* Both analyzers accept a start in the error state; it drops the error. */
+    if (progress.idle || progress.device_error) {
         return true;
     }
     if (progress.host_test_id != 0) {

@@ -523,13 +523,21 @@ static json_t *cmd_test_refuse(const struct request *req)
         return error;
     }
     struct instrument *inst = daemon_find_instrument(req->daemon, row.instrument);
-    if (inst == NULL || !inst->ops->refusable) {
-        return fail(req, PROTO_INVALID_ARGUMENT,
+    if (inst == NULL || inst->ops->refusal_step == NULL) {
+        return fail(req, PROTO_CONFLICT,
                     "test %s runs on %s, which records no refusal; use 'toxlab test abort'", row.id,
                     row.instrument);
     }
     if (!test_open(&row) || strcmp(inst->test_id, row.id) != 0) {
         return fail(req, PROTO_CONFLICT, "test %s is not running (%s)", row.id, row.state);
+    }
+    /* NOTE: the step is the one of the last poll, so a blow that began within
+     * the last poll interval is not seen yet. */
+    if (strcmp(inst->step, inst->ops->refusal_step) != 0) {
+        return fail(req, PROTO_CONFLICT,
+                    "test %s is in step %s: a refusal is recorded only while the analyzer "
+                    "requests a blow; use 'toxlab test abort' to stop the test",
+                    row.id, inst->step[0] ? inst->step : "(not polled yet)");
     }
     line_command(&inst->line, LINE_CMD_ABORT, inst->host_test_id);
     end_with_refusal(req->daemon, inst);
@@ -600,6 +608,9 @@ static json_t *instrument_json(const struct instrument *inst)
     }
     if (inst->test_id[0] != '\0') {
         json_object_set_new(obj, "test", json_string(inst->test_id));
+        if (inst->step[0] != '\0') {
+            json_object_set_new(obj, "step", json_string(inst->step));
+        }
     }
     if (inst->last_seen_ms != 0) {
         char seen[TIMESTAMP_SIZE];

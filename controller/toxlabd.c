@@ -5,6 +5,7 @@
 
 #include "controller/db.h"
 #include "controller/hotplug.h"
+#include "controller/reload.h"
 #include "version.h"
 
 #include <errno.h>
@@ -241,7 +242,21 @@ static int open_signals(void)
 }
 
 /* Returns false when the daemon should stop. */
-static bool handle_signal(struct daemon *daemon, int signal_fd)
+/* Reads the configuration file again and applies what can change. */
+static void reload(struct daemon *daemon, const struct options *opts)
+{
+    static struct config fresh;
+
+    log_msg(LOG_NOTICE, "SIGHUP: reading %s and the threshold set again", opts->config_path);
+    if (load_config(opts, &fresh) != 0) {
+        log_msg(LOG_ERR, "reload: the configuration was rejected; the one in force stays");
+        reload_configuration(daemon, NULL);
+        return;
+    }
+    reload_configuration(daemon, &fresh);
+}
+
+static bool handle_signal(struct daemon *daemon, const struct options *opts, int signal_fd)
 {
     struct signalfd_siginfo info;
 
@@ -249,12 +264,7 @@ static bool handle_signal(struct daemon *daemon, int signal_fd)
         return true;
     }
     if (info.ssi_signo == SIGHUP) {
-        log_msg(LOG_NOTICE, "SIGHUP: reloading the threshold set");
-        if (load_thresholds(daemon) != 0) {
-            log_msg(LOG_ERR, "the new threshold set was rejected; the old one stays in force");
-        } else {
-            db_threshold_set_store(daemon->db, &daemon->thresholds);
-        }
+        reload(daemon, opts);
         return true;
     }
     log_msg(LOG_NOTICE, "%s received: stopping", strsignal((int)info.ssi_signo));
@@ -275,7 +285,8 @@ static void drain_line_events(struct daemon *daemon)
 
 enum { POLL_SIGNALS, POLL_LINES, POLL_LISTEN, POLL_HOTPLUG, POLL_CLIENTS };
 
-static int run_loop(struct daemon *daemon, int signal_fd, int hotplug_fd)
+static int run_loop(struct daemon *daemon, const struct options *opts, int signal_fd,
+                    int hotplug_fd)
 {
     struct pollfd fds[POLL_CLIENTS + 1024];
     struct client *polled[1024];
@@ -300,7 +311,7 @@ static int run_loop(struct daemon *daemon, int signal_fd, int hotplug_fd)
             log_msg(LOG_ERR, "poll failed: %s", strerror(errno));
             return -1;
         }
-        if ((fds[POLL_SIGNALS].revents & POLLIN) && !handle_signal(daemon, signal_fd)) {
+        if ((fds[POLL_SIGNALS].revents & POLLIN) && !handle_signal(daemon, opts, signal_fd)) {
             return 0;
         }
         if (fds[POLL_LINES].revents & POLLIN) {
@@ -378,7 +389,7 @@ int main(int argc, char **argv)
     sd_notify(0, "READY=1\nSTATUS=serving clients");
     log_msg(LOG_NOTICE, "ready: %zu instruments, listening on %s", daemon.instrument_count,
             daemon.config.socket_path);
-    status = run_loop(&daemon, signal_fd, hotplug_fd) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    status = run_loop(&daemon, &opts, signal_fd, hotplug_fd) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
     sd_notify(0, "STOPPING=1");
 
 out:

@@ -168,7 +168,7 @@ static int breath_abort(void *opaque, uint32_t host_test_id, char *err, size_t s
 const struct driver_ops breath_driver = {
     .name = "breath",
     .specimen_matrix = NULL,
-    .refusable = true,
+    .refusal_step = "blow-requested",
     .open = breath_open,
     .identify = breath_identify,
     .start = breath_start,

@@ -80,7 +80,9 @@ struct driver_result {
 struct driver_ops {
     const char *name;
     const char *specimen_matrix; /* matrix of the specimen it takes, NULL for none */
-    bool refusable;              /* the subject may refuse the test (breath) */
+    /* The analyzer's step in which the subject may refuse the test ("the
+     * subject would not blow"), NULL when the model records no refusal. */
+    const char *refusal_step;
     int (*open)(const struct instrument_config *config, void **state, char *err, size_t size);
     int (*identify)(void *state, struct driver_identity *identity, char *err, size_t size);
     int (*start)(void *state, uint32_t host_test_id, char *err, size_t size);

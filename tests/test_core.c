@@ -495,6 +495,21 @@ START_TEST(alcohol_blood_equivalent_exact)
 }
 END_TEST
 
+START_TEST(config_alcohol_source_required)
+{
+    struct config config;
+    char err[768];
+
+    config_defaults(&config);
+    ck_assert_int_eq(config_override(&config, "alcohol.factor=2100", err, sizeof(err)), 0);
+    ck_assert_int_ne(config_validate(&config, err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(strstr(err, "set source to where factor 2100"));
+    ck_assert_int_eq(config_override(&config, "alcohol.source=country rule 7", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(config_validate(&config, err, sizeof(err)), 0);
+}
+END_TEST
+
 START_TEST(config_alcohol_section)
 {
     struct config config;
@@ -515,6 +530,10 @@ START_TEST(config_alcohol_section)
     ck_assert_int_eq(config_override(&config, "alcohol.drunk_limit=40", err, sizeof(err)), 0);
     ck_assert_int_ne(config_validate(&config, err, sizeof(err)), 0);
     ck_assert_ptr_nonnull(strstr(err, "drunk_limit 40 is not above drink_limit 50"));
+    ck_assert_int_eq(config_override(&config, "alcohol.blood_on=none", err, sizeof(err)), 0);
+    ck_assert_uint_eq(config.alcohol.blood_on, 0);
+    ck_assert_int_ne(config_override(&config, "alcohol.blood_on=", err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(strstr(err, "use none, or drunk"));
     free(path);
 }
 END_TEST
@@ -667,6 +686,7 @@ static Suite *core_suite(void)
     tcase_add_test(numbers, date_parse_checks_calendar);
     tcase_add_test(judging, alcohol_blood_equivalent_exact);
     tcase_add_test(configs, config_alcohol_section);
+    tcase_add_test(configs, config_alcohol_source_required);
     tcase_add_test(records, ulid_known_encoding);
     tcase_add_test(records, record_ids_ordered_and_prefixed);
     tcase_add_test(configs, config_reads_keys);

@@ -4,6 +4,7 @@
 #include "rig.h"
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,26 @@ START_TEST(breath_mouth_alcohol_invalid)
 }
 END_TEST
 
+/* Waits until the daemon's last poll of breath-1 saw the given step. */
+static void wait_for_step(struct rig *rig, const char *step)
+{
+    char wanted[64];
+    char *out;
+    char *err;
+
+    snprintf(wanted, sizeof(wanted), "\"step\":\"%s\"", step);
+    for (int attempt = 0; attempt < 200; attempt++) {
+        ck_assert_int_eq(client(rig, &out, &err, "--json", "instruments", NULL), 0);
+        bool seen = strstr(out, wanted) != NULL;
+        free(out);
+        free(err);
+        if (seen) {
+            return;
+        }
+    }
+    ck_abort_msg("the daemon never saw step %s", step);
+}
+
 START_TEST(breath_refusal_recorded)
 {
     struct rig rig;
@@ -135,6 +156,7 @@ START_TEST(breath_refusal_recorded)
     free_output(out, err);
     ck_assert(child_wait_line(&rig.breath, "phase test=1 state=blow-requested", EVENT_MS, line,
                               sizeof(line)));
+    wait_for_step(&rig, "blow-requested");
 
     ck_assert_int_eq(client(&rig, &out, &err, "test", "refuse", test_id, NULL), 0);
     free_output(out, err);
@@ -157,6 +179,41 @@ START_TEST(breath_refusal_recorded)
     ck_assert_int_ne(client(&rig, &out, &err, "test", "refuse", test_id, NULL), 0);
     assert_contains(err, "records no refusal");
     free_output(out, err);
+    rig_stop(&rig);
+}
+END_TEST
+
+START_TEST(refusal_rejected_once_blowing)
+{
+    struct rig rig;
+    char line[256];
+    char test_id[64];
+    char *out;
+    char *err;
+
+    snprintf(saliva_scenario, sizeof(saliva_scenario), "%s", fast_phases);
+    snprintf(breath_scenario, sizeof(breath_scenario),
+             "[phases]\nwarmup_ms = 20\nblow_request_ms = 20\nblowing_ms = 60000\n"
+             "[test.1]\nalcohol = 400\n");
+    rig_start_cotest(&rig, saliva_scenario, breath_scenario, NULL, NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    ck_assert_int_eq(client(&rig, &out, &err, "--json", "test", "start", "--subject", SUBJECT_A,
+                            "--instrument", "breath-1", "--no-wait", NULL),
+                     0);
+    char *id = strstr(out, "\"tests\":[{\"id\":\"") + strlen("\"tests\":[{\"id\":\"");
+    snprintf(test_id, sizeof(test_id), "%.*s", (int)strcspn(id, "\""), id);
+    free_output(out, err);
+    ck_assert(
+        child_wait_line(&rig.breath, "phase test=1 state=blowing", EVENT_MS, line, sizeof(line)));
+    wait_for_step(&rig, "blowing");
+
+    /* The subject is blowing: the measurement stands, so no refusal is recorded. */
+    ck_assert_int_ne(client(&rig, &out, &err, "test", "refuse", test_id, NULL), 0);
+    assert_contains(err, "only while the analyzer requests a blow");
+    free_output(out, err);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 0);
+    ck_assert(!child_wait_line(&rig.breath, "abort", 0, line, sizeof(line)));
+    client_ok(&rig, "test", "abort", test_id, NULL);
     rig_stop(&rig);
 }
 END_TEST
@@ -265,6 +322,7 @@ static Suite *cotest_suite(void)
     tcase_add_test(cases, cotest_drunk_and_presumptive);
     tcase_add_test(cases, breath_mouth_alcohol_invalid);
     tcase_add_test(cases, breath_refusal_recorded);
+    tcase_add_test(cases, refusal_rejected_once_blowing);
     tcase_add_test(cases, saliva_fails_breath_completes);
     tcase_add_test(cases, daemon_serves_while_driver_waits);
     tcase_add_test(cases, dispute_note_asks_blood);

@@ -291,6 +291,9 @@ START_TEST(device_error_fails_test)
     ck_assert_str_eq(text, "failed: device error 1 (insufficient sample)");
     db_text(&rig, "SELECT actions FROM decisions", text, sizeof(text));
     assert_contains(text, "repeat the test: saliva-1 failed");
+    /* The error state does not keep the analyzer from the next test. */
+    register_subject(&rig, SUBJECT_B, "OF-B1");
+    client_ok(&rig, "test", "start", "--subject", SUBJECT_B, "--instrument", "saliva-1", NULL);
     rig_stop(&rig);
 }
 END_TEST
@@ -591,6 +594,65 @@ START_TEST(hotplug_link_reappears)
 }
 END_TEST
 
+/* SIGHUP reads the configuration and the threshold set again: keys that can
+ * change while running take effect, the others are logged, and a file that
+ * fails validation leaves everything in force. */
+START_TEST(sighup_reloads_configuration)
+{
+    struct rig rig;
+    char thresholds[600];
+    char text[512];
+    char *out;
+    char *err;
+    char scenario[512];
+
+    snprintf(scenario, sizeof(scenario), "%s[default]\nmethamphetamine = 40\n", fast_phases);
+    rig_start(&rig, scenario, NULL);
+
+    /* A new threshold set with a methamphetamine cutoff of 35 ng/mL, and a new socket path. */
+    snprintf(thresholds, sizeof(thresholds), "%s/local.tsv", rig.dir);
+    harness_write_file(thresholds, "%label\tlocal kit\noral-fluid\tscreen\tmethamphetamine\t35\t"
+                                   "ng/mL\t2023-06-01\tkit instructions\n");
+    char extra[1400];
+    snprintf(extra, sizeof(extra), "thresholds = %s\nsocket = %s/other.sock\n", thresholds,
+             rig.dir);
+    char config[8192];
+    FILE *file = fopen(rig_file(&rig, "toxlab.conf"), "r");
+    size_t len = fread(config, 1, sizeof(config) - 1, file);
+    fclose(file);
+    config[len] = '\0';
+    char *daemon_end = strstr(config, "\n\n[instrument.");
+    ck_assert_ptr_nonnull(daemon_end);
+    char rewritten[9000];
+    snprintf(rewritten, sizeof(rewritten), "%.*s\n%s%s", (int)(daemon_end - config), config, extra,
+             daemon_end);
+    harness_write_file(rig_file(&rig, "toxlab.conf"), rewritten);
+    kill(rig.daemon.pid, SIGHUP);
+    ck_assert(harness_wait_file(rig.daemon.log_path, "threshold set 'local kit'", EVENT_MS));
+    ck_assert(harness_wait_file(rig.daemon.log_path, "restart toxlabd to apply it", EVENT_MS));
+
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    ck_assert_int_eq(client(&rig, &out, &err, "test", "start", "--subject", SUBJECT_A,
+                            "--instrument", "saliva-1", NULL),
+                     0);
+    assert_contains(out, "presumptive");
+    free(out);
+    free(err);
+    db_text(&rig,
+            "SELECT cutoff_text || ' ' || threshold_source FROM result_analytes WHERE"
+            " analyte = 'methamphetamine'",
+            text, sizeof(text));
+    ck_assert_str_eq(text, "35 kit instructions");
+
+    /* A file with an unknown key is rejected, and the set in force stays. */
+    strcat(rewritten, "no_such_key = 1\n");
+    harness_write_file(rig_file(&rig, "toxlab.conf"), rewritten);
+    kill(rig.daemon.pid, SIGHUP);
+    ck_assert(harness_wait_file(rig.daemon.log_path, "the configuration was rejected", EVENT_MS));
+    rig_stop(&rig);
+}
+END_TEST
+
 START_TEST(abort_running_test)
 {
     struct rig rig;
@@ -716,6 +778,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(flow, restart_resumes_held_test);
     tcase_add_test(flow, socket_activation_serves);
     tcase_add_test(flow, hotplug_link_reappears);
+    tcase_add_test(flow, sighup_reloads_configuration);
     tcase_add_test(flow, result_kept_while_database_locked);
     tcase_add_test(faults, unknown_instrument_rejected);
     tcase_add_test(faults, malformed_subject_rejected);
