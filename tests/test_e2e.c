@@ -606,6 +606,10 @@ START_TEST(sighup_reloads_configuration)
     char *err;
     char scenario[512];
 
+    if (getenv("TOXLAB_INSTALLED_CONFIG") != NULL) {
+        /* The installed configuration is not the rig's file this test rewrites. */
+        return;
+    }
     snprintf(scenario, sizeof(scenario), "%s[default]\nmethamphetamine = 40\n", fast_phases);
     rig_start(&rig, scenario, NULL);
 
