@@ -26,7 +26,7 @@ static void log_number_change(const char *key, long long old_value, long long ne
     }
 }
 
-/* Applies the [daemon] keys that can change while running; logs the rest. */
+/* Applies the [daemon] keys that can change while running, and logs the rest. */
 static void reload_daemon_keys(struct config *current, const struct config *fresh)
 {
     log_text_change("daemon.lab_id", current->lab_id, fresh->lab_id, false);
