@@ -366,3 +366,15 @@ void harness_dump_file(const char *path)
     fprintf(stderr, "----\n");
     fclose(file);
 }
+
+bool child_seen_line(struct child *child, const char *prefix, int timeout_ms)
+{
+    char logged[600];
+    char line[1024];
+
+    snprintf(logged, sizeof(logged), "[stdout] %s", prefix);
+    if (file_contains(child->log_path, logged)) {
+        return true;
+    }
+    return child_wait_line(child, prefix, timeout_ms, line, sizeof(line));
+}

@@ -44,6 +44,10 @@ void child_spawn(struct child *child, char *const argv[], char *const extra_env[
 bool child_wait_line(struct child *child, const char *prefix, int timeout_ms, char *line,
                      size_t size);
 
+/* Reports whether the child printed a line starting with prefix: one read
+ * earlier (found in its log) or one that arrives within timeout_ms. */
+bool child_seen_line(struct child *child, const char *prefix, int timeout_ms);
+
 /* Writes one line (a newline is added) to the child's standard input. */
 void child_send(struct child *child, const char *line);
 

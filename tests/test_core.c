@@ -8,6 +8,7 @@
 #include "controller/timefmt.h"
 #include "controller/ulid.h"
 #include "harness.h"
+#include "instruments/driver.h"
 #include "protocol/decimal.h"
 #include "protocol/subject_id.h"
 
@@ -495,6 +496,51 @@ START_TEST(alcohol_blood_equivalent_exact)
 }
 END_TEST
 
+START_TEST(config_rejects_unknown_timezone)
+{
+    struct config config;
+    char err[768];
+
+    config_defaults(&config);
+    ck_assert_int_eq(config_validate(&config, err, sizeof(err)), 0);
+    ck_assert_int_eq(config_override(&config, "daemon.timezone=Mars/Olympus", err, sizeof(err)), 0);
+    ck_assert_int_ne(config_validate(&config, err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(strstr(err, "timezone 'Mars/Olympus'"));
+    ck_assert_int_eq(config_override(&config, "daemon.timezone=../../etc/passwd", err, sizeof(err)),
+                     0);
+    ck_assert_int_ne(config_validate(&config, err, sizeof(err)), 0);
+}
+END_TEST
+
+START_TEST(device_text_cleaned)
+{
+    char text[] = "A\nZ toxlabd notice: fake\xff";
+
+    driver_clean_text(text);
+    ck_assert_str_eq(text, "A?Z toxlabd notice: fake?");
+}
+END_TEST
+
+START_TEST(thresholds_reject_nul_byte)
+{
+    char *folder = harness_tmpdir("nul");
+    char path[600];
+    char err[512];
+    struct threshold_set set;
+    static const char text[] = "%label\tx\noral-fluid\tscreen\tthc\t4\tng/mL\t2023-06-01\tx\n"
+                               "\0oral-fluid\tscreen\tcocaine\t1\tng/mL\t2023-06-01\tx\n";
+
+    snprintf(path, sizeof(path), "%s/t.tsv", folder);
+    FILE *file = fopen(path, "w");
+    ck_assert_ptr_nonnull(file);
+    fwrite(text, 1, sizeof(text) - 1, file);
+    fclose(file);
+    ck_assert_int_ne(thresholds_load(path, &set, err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(strstr(err, "NUL byte"));
+    free(folder);
+}
+END_TEST
+
 START_TEST(config_alcohol_source_required)
 {
     struct config config;
@@ -687,6 +733,9 @@ static Suite *core_suite(void)
     tcase_add_test(judging, alcohol_blood_equivalent_exact);
     tcase_add_test(configs, config_alcohol_section);
     tcase_add_test(configs, config_alcohol_source_required);
+    tcase_add_test(configs, config_rejects_unknown_timezone);
+    tcase_add_test(configs, device_text_cleaned);
+    tcase_add_test(sets, thresholds_reject_nul_byte);
     tcase_add_test(records, ulid_known_encoding);
     tcase_add_test(records, record_ids_ordered_and_prefixed);
     tcase_add_test(configs, config_reads_keys);

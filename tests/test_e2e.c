@@ -267,6 +267,10 @@ START_TEST(wrong_echo_rejected)
     ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM decisions WHERE decision = 'flag'"), 0);
     ck_assert_msg(!child_wait_line(&rig.sim, "ack test=1", 0, text, sizeof(text)),
                   "the mismatched result was acknowledged");
+    /* The foreign result was discarded by an abort, so the analyzer takes the next test. */
+    ck_assert(child_seen_line(&rig.sim, "abort test=1", EVENT_MS));
+    register_subject(&rig, SUBJECT_B, "OF-B1");
+    client_ok(&rig, "test", "start", "--subject", SUBJECT_B, "--instrument", "saliva-1", NULL);
     rig_stop(&rig);
 }
 END_TEST
@@ -380,6 +384,44 @@ static char *raw_exchange(int fd, struct proto_reader *reader, const char *bytes
     }
 }
 
+/* Registers a subject with 700 specimens through pipelined requests on fd,
+ * then asks for its history, which is larger than a protocol line. */
+static int client_subject_with_history(struct rig *rig, int fd, struct proto_reader *reader)
+{
+    size_t size = 700 * 200 + 256;
+    char *requests = malloc(size);
+    size_t used = 0;
+
+    (void)rig;
+    used += (size_t)snprintf(requests + used, size - used,
+                             "{\"id\":100,\"cmd\":\"subject.add\",\"args\":{\"subject\":\"%s\"}}\n",
+                             SUBJECT_B);
+    for (int i = 0; i < 700; i++) {
+        used += (size_t)snprintf(requests + used, size - used,
+                                 "{\"id\":%d,\"cmd\":\"specimen.add\",\"args\":{\"subject\":"
+                                 "\"%s\",\"barcode\":\"BULK-%04d\",\"matrix\":\"hair\"}}\n",
+                                 101 + i, SUBJECT_B, i);
+    }
+    ck_assert(send(fd, requests, used, MSG_NOSIGNAL) == (ssize_t)used);
+    free(requests);
+    for (int i = 0; i <= 700; i++) {
+        char *line = raw_exchange(fd, reader, "", 0);
+        ck_assert_ptr_nonnull(line);
+        ck_assert_msg(strstr(line, "\"ok\":true") != NULL, "request failed: %s", line);
+        free(line);
+    }
+    char show[200];
+    snprintf(show, sizeof(show),
+             "{\"id\":900,\"cmd\":\"subject.show\",\"args\":{\"subject\":\"%s\"}}\n", SUBJECT_B);
+    char *line = raw_exchange(fd, reader, show, strlen(show));
+    ck_assert_ptr_nonnull(line);
+    assert_contains(line, "\"id\":900");
+    assert_contains(line, "\"code\":\"internal\"");
+    assert_contains(line, "larger than 65536 bytes");
+    free(line);
+    return 0;
+}
+
 START_TEST(malformed_requests_answered)
 {
     static const struct {
@@ -396,6 +438,12 @@ START_TEST(malformed_requests_answered)
         {"{\"id\":6,\"cmd\":\"stop.show\",\"args\":{\"stop\":7}}\n",
          "\"code\":\"invalid-argument\""},
         {"{\"id\":7,\"cmd\":\"instruments\"}\n", "\"ok\":true"},
+        {"{\"id\":8,\"cmd\":\"subject.add\",\"args\":{\"subject\":123}}\n",
+         "argument 'subject' must be a string"},
+        {"{\"id\":9,\"cmd\":\"test.start\",\"args\":{\"driving\":\"yes\"}}\n",
+         "argument 'driving' must be a boolean"},
+        {"{\"id\":10,\"cmd\":\"test.show\",\"args\":{\"tset\":\"x\"}}\n",
+         "unknown argument 'tset' for test.show"},
     };
     struct rig rig;
     struct proto_reader reader;
@@ -408,6 +456,16 @@ START_TEST(malformed_requests_answered)
         assert_contains(line, cases[i].code);
         free(line);
     }
+
+    /* A NUL byte inside a line is rejected, not read as the end of the request. */
+    static const char with_nul[] = "{\"id\":11,\"cmd\":\"instruments\"}\0junk\n";
+    char *answer = raw_exchange(fd, &reader, with_nul, sizeof(with_nul) - 1);
+    ck_assert_ptr_nonnull(answer);
+    assert_contains(answer, "contains a NUL byte");
+    free(answer);
+
+    /* A response over the line limit becomes an error response, never silence. */
+    ck_assert_int_eq(client_subject_with_history(&rig, fd, &reader), 0);
 
     /* A line over the limit gets too-large and the connection is closed. */
     size_t size = PROTO_MAX_LINE + 100;
@@ -657,6 +715,58 @@ START_TEST(sighup_reloads_configuration)
 }
 END_TEST
 
+/* An abort that does not reach a silent analyzer is sent again once it
+ * replies, so the analyzer is free for the next test. */
+START_TEST(abort_while_silent_repeated)
+{
+    struct rig rig;
+    char line[256];
+    char test_id[64];
+
+    rig_start(&rig, fast_phases, NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    child_send(&rig.sim, "hold");
+    ck_assert(child_wait_line(&rig.sim, "hold", EVENT_MS, line, sizeof(line)));
+    start_detached(&rig, test_id, sizeof(test_id));
+    ck_assert(
+        child_wait_line(&rig.sim, "phase test=1 state=analysing", EVENT_MS, line, sizeof(line)));
+    child_send(&rig.sim, "mute");
+    ck_assert(child_wait_line(&rig.sim, "mute", EVENT_MS, line, sizeof(line)));
+    client_ok(&rig, "test", "abort", test_id, NULL);
+    ck_assert(harness_wait_file(rig.daemon.log_path, "writing control block", EVENT_MS));
+    child_send(&rig.sim, "unmute");
+    ck_assert(child_wait_line(&rig.sim, "abort test=1", EVENT_MS, line, sizeof(line)));
+    child_send(&rig.sim, "release");
+    register_subject(&rig, SUBJECT_B, "OF-B1");
+    client_ok(&rig, "test", "start", "--subject", SUBJECT_B, "--instrument", "saliva-1", NULL);
+    rig_stop(&rig);
+}
+END_TEST
+
+/* A second daemon on the same database stops at start-up. */
+START_TEST(second_daemon_on_database_refused)
+{
+    struct rig rig;
+    char *out;
+    char *err;
+    char config_path[600];
+    char other_socket[700];
+
+    rig_start(&rig, fast_phases, NULL);
+    snprintf(config_path, sizeof(config_path), "%s/toxlab.conf", rig.dir);
+    snprintf(other_socket, sizeof(other_socket), "daemon.socket=%s/other.sock", rig.dir);
+    char *argv[] = {
+        (char *)harness_program("TOXLABD"),     "-c", config_path, "-o", other_socket, "-o",
+        "instrument.saliva-1.device=/dev/null", NULL};
+    ck_assert_int_eq(harness_run(argv, NULL, CLIENT_MS, &out, &err), 1);
+    assert_contains(err, "another toxlabd uses this database");
+    free(out);
+    free(err);
+    client_ok(&rig, "instruments", NULL);
+    rig_stop(&rig);
+}
+END_TEST
+
 START_TEST(abort_running_test)
 {
     struct rig rig;
@@ -783,6 +893,8 @@ static Suite *e2e_suite(void)
     tcase_add_test(flow, socket_activation_serves);
     tcase_add_test(flow, hotplug_link_reappears);
     tcase_add_test(flow, sighup_reloads_configuration);
+    tcase_add_test(flow, abort_while_silent_repeated);
+    tcase_add_test(faults, second_daemon_on_database_refused);
     tcase_add_test(flow, result_kept_while_database_locked);
     tcase_add_test(faults, unknown_instrument_rejected);
     tcase_add_test(faults, malformed_subject_rejected);
