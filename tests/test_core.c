@@ -4,6 +4,7 @@
 #include "controller/alcohol.h"
 #include "controller/config.h"
 #include "controller/interpret.h"
+#include "controller/periods.h"
 #include "controller/thresholds.h"
 #include "controller/timefmt.h"
 #include "controller/ulid.h"
@@ -455,6 +456,40 @@ START_TEST(date_parse_checks_calendar)
 }
 END_TEST
 
+/* ---- licence periods ---- */
+
+START_TEST(period_edges)
+{
+    static const struct {
+        int event;
+        int years;
+        int last_day;
+    } cases[] = {
+        {20230510, 3, 20260510}, {20240229, 3, 20270228},  {20240229, 4, 20280229},
+        {20200131, 5, 20250131}, {20161231, 10, 20261231}, {20230228, 1, 20240228},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_msg(period_last_day(cases[i].event, cases[i].years) == cases[i].last_day,
+                      "%d + %d years gave %d", cases[i].event, cases[i].years,
+                      period_last_day(cases[i].event, cases[i].years));
+    }
+}
+END_TEST
+
+START_TEST(period_covers_boundaries)
+{
+    /* A confirmed use on 2023-05-10 refuses an application on 2026-05-10, not on 2026-05-11. */
+    ck_assert(period_covers(20230510, 3, 20260509));
+    ck_assert(period_covers(20230510, 3, 20260510));
+    ck_assert(!period_covers(20230510, 3, 20260511));
+    ck_assert(period_covers(20240229, 3, 20270228));
+    ck_assert(!period_covers(20240229, 3, 20270301));
+    /* Evidence collected after the date asked about does not restrict it. */
+    ck_assert(!period_covers(20260601, 3, 20260531));
+}
+END_TEST
+
 /* ---- alcohol bands ---- */
 
 static enum alcohol_band band_at(uint32_t breath_raw, int factor)
@@ -727,6 +762,8 @@ static Suite *core_suite(void)
     tcase_add_test(judging, interpret_censored_values);
     tcase_add_test(judging, interpret_hair_units);
     tcase_add_test(judging, alcohol_band_edges);
+    tcase_add_test(judging, period_edges);
+    tcase_add_test(judging, period_covers_boundaries);
     tcase_add_test(numbers, time_parse_valid);
     tcase_add_test(numbers, time_parse_rejects);
     tcase_add_test(numbers, date_parse_checks_calendar);
