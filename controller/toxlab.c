@@ -8,6 +8,7 @@
  * statuses. */
 #define _GNU_SOURCE
 
+#include "controller/toxlab_decode.h"
 #include "controller/toxlab_report.h"
 #include "protocol/client_proto.h"
 #include "version.h"
@@ -1649,7 +1650,8 @@ static void print_usage(FILE *stream)
         print_command_words(stream, &commands[i]);
         fprintf(stream, "%s%s\n", commands[i].synopsis[0] != '\0' ? " " : "", commands[i].synopsis);
     }
-    fprintf(stream, "  help [COMMAND]\n"
+    fprintf(stream, "  decode [--strict] FILE...\n"
+                    "  help [COMMAND]\n"
                     "\n"
                     "'toxlab COMMAND --help' and 'toxlab help COMMAND' describe a command.\n"
                     "\n" EXIT_STATUS_HELP);
@@ -1738,6 +1740,10 @@ static int print_help_topic(int count, char **words)
         print_usage(stdout);
         return STATUS_OK;
     }
+    if (strcmp(words[0], "decode") == 0) {
+        toxlab_decode_help(stdout);
+        return STATUS_OK;
+    }
     if (count == 1 && group_exists(words[0]) && find_command(words[0], NULL) == NULL) {
         print_group_usage(stdout, words[0]);
         return STATUS_OK;
@@ -1809,6 +1815,9 @@ static int parse_command_line(int argc, char **argv, struct options *options,
     }
     if (strcmp(words[0], "help") == 0) {
         return print_help_topic(count - 1, words + 1);
+    }
+    if (strcmp(words[0], "decode") == 0) {
+        return toxlab_decode(count, words);
     }
     status = select_command(count, words, command);
     if (status != CONTINUE) {

@@ -21,6 +21,9 @@ void astm_config_defaults(struct astm_config *config, enum astm_role role)
     config->frame_timeout_ms = 30000;
     config->busy_retry_ms = 10000;
     config->contention_retry_ms = role == ASTM_ROLE_HOST ? 20000 : 1000;
+    /* NOTE: these two are readings that could not be checked against the
+     * standard's text: six sends of one frame in all, and 15 s after an
+     * interrupt before the next ENQ. */
     config->interrupt_retry_ms = 15000;
     config->max_attempts = 6;
     config->send_frame_text = ASTM_STANDARD_FRAME_TEXT;
@@ -96,8 +99,8 @@ static void event_clear(struct astm_event *event)
     event->frame_number = -1;
 }
 
-static void event_byte(struct astm_link *link, struct astm_event *event,
-                       enum astm_event_kind kind, uint8_t byte)
+static void event_byte(struct astm_link *link, struct astm_event *event, enum astm_event_kind kind,
+                       uint8_t byte)
 {
     link->out[0] = byte;
     event->kind = kind;
@@ -122,6 +125,9 @@ static void go_neutral(struct astm_link *link)
 /* Removes the first count messages from the queue. */
 static void drop_messages(struct astm_link *link, size_t count)
 {
+    if (count == 0) {
+        return;
+    }
     if (count >= link->message_count) {
         link->queue_len = 0;
         link->message_count = 0;
@@ -261,7 +267,7 @@ static void frame_refused(struct astm_link *link, int64_t now, struct astm_event
     send_frame(link, now, event, ASTM_EV_OUTPUT);
 }
 
-/* The receiver answered a frame with EOT: the frame counts as accepted and
+/* The receiver replied to a frame with EOT: the frame counts as accepted and
  * the link session ends. A message cut short is sent again from its start. */
 static void frame_interrupted(struct astm_link *link, int64_t now, struct astm_event *event)
 {
@@ -327,8 +333,7 @@ static void peer_ended(struct astm_link *link, struct astm_event *event)
     event->kind = ASTM_EV_PEER_ENDED;
 }
 
-static void on_neutral(struct astm_link *link, uint8_t byte, int64_t now,
-                       struct astm_event *event)
+static void on_neutral(struct astm_link *link, uint8_t byte, int64_t now, struct astm_event *event)
 {
     if (byte != ASTM_ENQ) {
         return; /* a neutral link ignores everything but ENQ */
@@ -518,8 +523,7 @@ static void on_between_frames(struct astm_link *link, uint8_t byte, struct astm_
 
 /* ---- Entry points ------------------------------------------------------------ */
 
-static void handle_byte(struct astm_link *link, uint8_t byte, int64_t now,
-                        struct astm_event *event)
+static void handle_byte(struct astm_link *link, uint8_t byte, int64_t now, struct astm_event *event)
 {
     switch (link->state) {
     case ASTM_NEUTRAL:

@@ -25,12 +25,12 @@
 /* Bytes around the text of a frame: STX, frame number, ETB or ETX, two
  * checksum characters, CR and LF. */
 #define ASTM_FRAME_OVERHEAD 7
-/* Largest frame text the link sends, whatever the configuration says. */
+/* Maximum frame text the link sends, whatever the configuration sets. */
 #define ASTM_MAX_SEND_FRAME_TEXT 1024
 
 #define ASTM_NO_DEADLINE (-1)
 
-/* Which end of the line this link is: on contention the instrument wins. */
+/* End of the line that this link serves: on contention the instrument wins. */
 enum astm_role { ASTM_ROLE_HOST, ASTM_ROLE_INSTRUMENT };
 
 /* Timers, limits and behaviour of one link. astm_config_defaults fills in
@@ -39,12 +39,12 @@ struct astm_config {
     enum astm_role role;
     int64_t reply_timeout_ms;    /* sender waiting for the reply to ENQ or a frame: 15000 */
     int64_t frame_timeout_ms;    /* receiver waiting for a frame or EOT: 30000 */
-    int64_t busy_retry_ms;       /* after the receiver refused ENQ with NAK: 10000 */
-    int64_t contention_retry_ms; /* after losing or winning contention: host 20000, instrument 1000 */
-    int64_t interrupt_retry_ms;  /* after ending a link session on a receiver interrupt: 15000 */
+    int64_t busy_retry_ms;       /* after the receiver refused our ENQ with NAK: 10000 */
+    int64_t contention_retry_ms; /* after contention: host 20000, instrument 1000 */
+    int64_t interrupt_retry_ms;  /* after a receiver interrupt ended the session: 15000 */
     int max_attempts;            /* times one frame is sent before the sender gives up: 6 */
     size_t send_frame_text;      /* text per frame sent: 240, at most ASTM_MAX_SEND_FRAME_TEXT */
-    size_t max_frame_text;       /* longest frame text accepted: 16384 (our choice) */
+    size_t max_frame_text;       /* maximum frame text accepted: 16384 (our choice) */
     bool hold_final_ack;         /* hold the ACK of each ETX frame until astm_link_release */
 };
 
@@ -85,9 +85,9 @@ struct astm_event {
     size_t out_len;
     const char *text; /* ASTM_EV_FRAME: the frame text, without STX and frame number */
     size_t text_len;
-    int frame_number;    /* ASTM_EV_FRAME, DUPLICATE, BAD_FRAME (-1 when unreadable) */
-    bool final;          /* ASTM_EV_FRAME: ended with ETX, so a message ends here */
-    bool held;           /* ASTM_EV_FRAME: the ACK waits for astm_link_release */
+    int frame_number;      /* ASTM_EV_FRAME, DUPLICATE, BAD_FRAME (-1 when unreadable) */
+    bool final;            /* ASTM_EV_FRAME: ended with ETX, so a message ends here */
+    bool held;             /* ASTM_EV_FRAME: the ACK waits for astm_link_release */
     enum astm_error error; /* ASTM_EV_BAD_FRAME, ASTM_EV_SEND_FAILED */
     size_t messages;       /* ASTM_EV_DELIVERED: messages delivered so far in this session */
     size_t frame_offset;   /* ASTM_EV_FRAME, DUPLICATE, BAD_FRAME: bytes fed before its STX */
@@ -95,11 +95,11 @@ struct astm_event {
 
 enum astm_state {
     ASTM_NEUTRAL,
-    ASTM_RX_WAIT,    /* receiver: between frames */
-    ASTM_RX_FRAME,   /* receiver: inside a frame, after STX */
-    ASTM_RX_HELD,    /* receiver: a final frame waits for astm_link_release */
-    ASTM_TX_ENQ,     /* sender: ENQ sent, waiting for the reply */
-    ASTM_TX_FRAME,   /* sender: frame sent, waiting for the reply */
+    ASTM_RX_WAIT,  /* receiver: between frames */
+    ASTM_RX_FRAME, /* receiver: inside a frame, after STX */
+    ASTM_RX_HELD,  /* receiver: a final frame waits for astm_link_release */
+    ASTM_TX_ENQ,   /* sender: ENQ sent, waiting for the reply */
+    ASTM_TX_FRAME, /* sender: frame sent, waiting for the reply */
 };
 
 struct astm_link {
@@ -113,11 +113,11 @@ struct astm_link {
 
     /* Receiver. */
     int expected_number;
-    uint8_t *frame;      /* bytes of the frame being received, from the frame number on */
+    uint8_t *frame; /* bytes of the frame being received, from the frame number on */
     size_t frame_len;
     size_t frame_cap;
     bool frame_overflow;
-    bool have_previous;  /* a frame was accepted in this link session */
+    bool have_previous; /* a frame was accepted in this link session */
     uint64_t frame_start;
 
     /* Sender: queued messages, concatenated, and where each ends. */
@@ -126,9 +126,9 @@ struct astm_link {
     size_t *ends;
     size_t message_count;
     size_t message_cap;
-    size_t message;      /* message being sent */
-    size_t position;     /* offset of the current frame's text in queue */
-    size_t chunk;        /* text length of the current frame */
+    size_t message;  /* message being sent */
+    size_t position; /* offset of the current frame's text in queue */
+    size_t chunk;    /* text length of the current frame */
     int send_number;
     int attempts;
     size_t delivered;

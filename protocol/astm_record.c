@@ -48,8 +48,7 @@ static bool is_valid_delimiter(unsigned char c)
     return c > ' ' && c < 0x7F && !isalnum(c);
 }
 
-int astm_delimiters_from_header(const char *record, size_t len,
-                                struct astm_delimiters *delimiters)
+int astm_delimiters_from_header(const char *record, size_t len, struct astm_delimiters *delimiters)
 {
     char found[3];
     size_t count = 0;
@@ -174,8 +173,8 @@ static int append_hex(struct astm_record *record, const char *hex, size_t len)
         }
     }
     for (size_t i = 0; i < len; i += 2) {
-        char byte = (char)(hex_value((unsigned char)hex[i]) * 16 +
-                           hex_value((unsigned char)hex[i + 1]));
+        char byte =
+            (char)(hex_value((unsigned char)hex[i]) * 16 + hex_value((unsigned char)hex[i + 1]));
         int rc = append_text(record, &byte, 1);
         if (rc != 0) {
             return rc;
@@ -330,7 +329,7 @@ static int parse_header(struct astm_record *record, const char *line, size_t len
                         const struct astm_delimiters *delimiters)
 {
     struct cursor at = {1, 1, 1};
-    size_t end = 2;
+    size_t end = len < 2 ? len : 2;
     int rc;
 
     while (end < len && line[end] != delimiters->field) {
@@ -343,6 +342,9 @@ static int parse_header(struct astm_record *record, const char *line, size_t len
     }
     if (rc != 0) {
         return rc;
+    }
+    if (len == 1) {
+        return push_value(record, 2, 1, 1, record->text_len); /* "H" alone: field 2 empty */
     }
 
     size_t offset = record->text_len;
@@ -367,7 +369,7 @@ int astm_record_parse(const char *line, size_t len, const struct astm_delimiters
     if (len == 0) {
         return -EINVAL;
     }
-    if (line[0] == 'H' && len >= 2 && line[1] == delimiters->field) {
+    if (line[0] == 'H' && (len == 1 || line[1] == delimiters->field)) {
         return parse_header(record, line, len, delimiters);
     }
     return parse_values(record, line, 0, len, start, delimiters);
@@ -445,8 +447,8 @@ static int compare_position(const struct astm_value *value, unsigned field, unsi
     return 0;
 }
 
-int astm_record_add(struct astm_record *record, unsigned field, unsigned repeat,
-                    unsigned component, const char *text, size_t len)
+int astm_record_add(struct astm_record *record, unsigned field, unsigned repeat, unsigned component,
+                    const char *text, size_t len)
 {
     if (field == 0 || repeat == 0 || component == 0) {
         return -EINVAL;
@@ -586,16 +588,30 @@ static int put_header_start(struct astm_buffer *out, const struct astm_delimiter
     return put_bytes(out, start, sizeof(start));
 }
 
+/* A record is written as an H record when field 1 is exactly "H", with no
+ * second component or repeat. */
+static bool is_header(const struct astm_record *record)
+{
+    const struct astm_value *first = &record->values[0];
+
+    if (first->field != 1 || first->repeat != 1 || first->component != 1 || first->len != 1 ||
+        record->text[first->offset] != 'H') {
+        return false;
+    }
+    return record->count == 1 || record->values[1].field >= 2;
+}
+
 int astm_record_write(const struct astm_record *record, const struct astm_delimiters *delimiters,
                       struct astm_buffer *out)
 {
     struct cursor at = {1, 1, 1};
-    bool header = astm_record_type(record) == 'H';
+    bool header;
     int rc = 0;
 
     if (record->count == 0) {
         return -EINVAL;
     }
+    header = is_header(record);
     if (header) {
         rc = put_header_start(out, delimiters, &at);
     }
@@ -636,6 +652,7 @@ void astm_assembler_reset(struct astm_assembler *assembler)
     assembler->start = 0;
     assembler->partial = 0;
     assembler->message_end = false;
+    assembler->skipping = false;
 }
 
 /* Moves the unreturned bytes to the front of the buffer. */
@@ -644,16 +661,33 @@ static void compact(struct astm_assembler *assembler)
     if (assembler->start == 0) {
         return;
     }
-    memmove(assembler->data, assembler->data + assembler->start,
-            assembler->len - assembler->start);
+    memmove(assembler->data, assembler->data + assembler->start, assembler->len - assembler->start);
     assembler->len -= assembler->start;
     assembler->partial -= assembler->start;
     assembler->start = 0;
 }
 
-int astm_assembler_add(struct astm_assembler *assembler, const char *text, size_t len,
-                       bool final)
+/* Drops the text of an overlong record up to its CR. Returns the number of
+ * bytes of text that belong to it. */
+static size_t skip_overlong(struct astm_assembler *assembler, const char *text, size_t len,
+                            bool final)
 {
+    const char *end = memchr(text, RECORD_END, len);
+
+    if (end != NULL || final) {
+        assembler->skipping = false;
+    }
+    return end == NULL ? len : (size_t)(end - text) + 1;
+}
+
+int astm_assembler_add(struct astm_assembler *assembler, const char *text, size_t len, bool final)
+{
+    if (assembler->skipping) {
+        size_t skipped = skip_overlong(assembler, text, len, final);
+
+        text += skipped;
+        len -= skipped;
+    }
     compact(assembler);
 
     void *data = assembler->data;
@@ -662,7 +696,9 @@ int astm_assembler_add(struct astm_assembler *assembler, const char *text, size_
     if (rc != 0) {
         return rc;
     }
-    memcpy(assembler->data + assembler->len, text, len);
+    if (len > 0) {
+        memcpy(assembler->data + assembler->len, text, len);
+    }
     for (size_t i = 0; i < len; i++) {
         if (text[i] == RECORD_END) {
             assembler->partial = assembler->len + i + 1;
@@ -672,7 +708,8 @@ int astm_assembler_add(struct astm_assembler *assembler, const char *text, size_
     assembler->message_end = final;
 
     if (assembler->len - assembler->partial > assembler->max_record) {
-        astm_assembler_reset(assembler);
+        assembler->len = assembler->partial;
+        assembler->skipping = !final;
         return -E2BIG;
     }
     if (final) {

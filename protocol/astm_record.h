@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Longest record the assembler keeps: 1 MiB, far above the 11,068-character
- * M records that real analyzers send. */
+/* Maximum record length the assembler keeps: 1 MiB, far above the
+ * 11,068-character M records that real analyzers send. */
 #define ASTM_MAX_RECORD (1024 * 1024)
 
 struct astm_delimiters {
@@ -22,15 +22,14 @@ struct astm_delimiters {
 /* Sets the usual delimiters: field |, repeat \, component ^, escape &. */
 void astm_delimiters_default(struct astm_delimiters *delimiters);
 
-/* Reads the delimiters from an H record: the character after H is the field
- * delimiter, and the distinct characters up to the next field delimiter are
- * the repeat, component and escape delimiters in that order (so `\\^&`,
- * which some writers send, reads as `\^&`). Returns 0, or -EINVAL when the
+/* Reads the delimiters from an H record. The character after H is the field
+ * delimiter. The distinct characters up to the next field delimiter are the
+ * repeat, component and escape delimiters in that order, so `\\^&`, which
+ * some writers send, reads as `\^&`. Returns 0, or -EINVAL when the
  * record is not an H record, or declares fewer than three distinct
  * delimiters, a delimiter twice, a letter, a digit, a space or a control
  * character. */
-int astm_delimiters_from_header(const char *record, size_t len,
-                                struct astm_delimiters *delimiters);
+int astm_delimiters_from_header(const char *record, size_t len, struct astm_delimiters *delimiters);
 
 /* One component value: its position and its text in the record's buffer.
  * The text is followed by a NUL but may contain NULs (from &X00&). */
@@ -87,8 +86,8 @@ const char *astm_record_get(const struct astm_record *record, unsigned field, un
 /* Appends a value after the last one, for building records to write.
  * Returns 0, -EINVAL when the position is not after the last value or a
  * number is 0, or -ENOMEM. */
-int astm_record_add(struct astm_record *record, unsigned field, unsigned repeat,
-                    unsigned component, const char *text, size_t len);
+int astm_record_add(struct astm_record *record, unsigned field, unsigned repeat, unsigned component,
+                    const char *text, size_t len);
 
 /* Growable output of the writer. */
 struct astm_buffer {
@@ -116,6 +115,7 @@ struct astm_assembler {
     size_t start;      /* first byte not yet returned */
     size_t partial;    /* where the record after the last CR starts, at or after start */
     bool message_end;  /* a final frame was added: the rest is a record */
+    bool skipping;     /* dropping the rest of a record that grew over max_record */
     size_t max_record; /* ASTM_MAX_RECORD unless changed after init */
 };
 
@@ -126,10 +126,10 @@ void astm_assembler_free(struct astm_assembler *assembler);
 void astm_assembler_reset(struct astm_assembler *assembler);
 
 /* Appends the text of one frame; final marks the frame that ended with ETX.
- * Returns 0, -E2BIG when a record grows over max_record (the partial record
- * is discarded), or -ENOMEM. */
-int astm_assembler_add(struct astm_assembler *assembler, const char *text, size_t len,
-                       bool final);
+ * Returns 0, -E2BIG when a record grows over max_record (that record is
+ * dropped up to its CR or the message end; the records before it stay), or
+ * -ENOMEM. */
+int astm_assembler_add(struct astm_assembler *assembler, const char *text, size_t len, bool final);
 
 /* Takes the next complete record, without its CR, skipping empty ones.
  * Returns 1 with *record and *len set (valid until the next add), or 0. */
