@@ -19,40 +19,6 @@ static int write_control(struct modbus_link *link, uint32_t host_test_id, uint16
                              err, size);
 }
 
-static void breath_close(void *opaque)
-{
-    struct modbus_link *link = opaque;
-
-    if (link != NULL) {
-        modbus_link_close(link);
-        free(link);
-    }
-}
-
-static int breath_open(const struct instrument_config *config, void **out, char *err, size_t size)
-{
-    struct modbus_link *link = calloc(1, sizeof(*link));
-    int status;
-
-    if (link == NULL) {
-        snprintf(err, size, "out of memory");
-        return DRIVER_IO;
-    }
-    status = modbus_link_open(config, link, err, size);
-    if (status != DRIVER_OK) {
-        free(link);
-        return status;
-    }
-    *out = link;
-    return DRIVER_OK;
-}
-
-static void format_date(uint32_t yyyymmdd, char out[11])
-{
-    snprintf(out, 11, "%04u-%02u-%02u", yyyymmdd / 10000 % 10000, yyyymmdd / 100 % 100,
-             yyyymmdd % 100);
-}
-
 static int breath_identify(void *opaque, struct driver_identity *identity, char *err, size_t size)
 {
     uint16_t regs[BREATH_ID_COUNT];
@@ -74,8 +40,8 @@ static int breath_identify(void *opaque, struct driver_identity *identity, char 
              id.protocol & 0xff);
     snprintf(identity->serial, sizeof(identity->serial), "%s", id.serial);
     snprintf(identity->firmware, sizeof(identity->firmware), "%s", id.firmware);
-    format_date(id.calibration_date, identity->calibration);
-    format_date(id.calibration_due, identity->calibration_due);
+    driver_format_date(id.calibration_date, identity->calibration);
+    driver_format_date(id.calibration_due, identity->calibration_due);
     snprintf(identity->cartridge_lot, sizeof(identity->cartridge_lot), "%s", id.mouthpiece_lot);
     driver_clean_text(identity->serial);
     driver_clean_text(identity->firmware);
@@ -169,12 +135,12 @@ const struct driver_ops breath_driver = {
     .name = "breath",
     .specimen_matrix = NULL,
     .refusal_step = "blow-requested",
-    .open = breath_open,
+    .open = modbus_link_new,
     .identify = breath_identify,
     .start = breath_start,
     .poll = breath_poll,
     .read_result = breath_read_result,
     .acknowledge = breath_acknowledge,
     .abort = breath_abort,
-    .close = breath_close,
+    .close = modbus_link_free,
 };

@@ -99,6 +99,9 @@ struct driver_ops {
 /* Returns the driver named `name` from the table in drivers.c, or NULL. */
 const struct driver_ops *driver_find(const char *name);
 
+/* Formats a YYYYMMDD date from a device register as YYYY-MM-DD. */
+void driver_format_date(uint32_t yyyymmdd, char out[11]);
+
 /* Replaces every byte outside printable ASCII with '?', so text from a
  * device cannot forge log lines or reports. */
 void driver_clean_text(char *text);

@@ -1,5 +1,6 @@
 #include "instruments/driver.h"
 
+#include <stdio.h>
 #include <string.h>
 
 extern const struct driver_ops saliva_driver;
@@ -52,4 +53,10 @@ void driver_clean_text(char *text)
             *p = '?';
         }
     }
+}
+
+void driver_format_date(uint32_t yyyymmdd, char out[11])
+{
+    snprintf(out, 11, "%04u-%02u-%02u", yyyymmdd / 10000 % 10000, yyyymmdd / 100 % 100,
+             yyyymmdd % 100);
 }

@@ -6,6 +6,7 @@
 #include <linux/major.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -160,4 +161,32 @@ int modbus_link_write(struct modbus_link *link, const char *block, int address, 
         return DRIVER_OK;
     }
     return modbus_failure("writing", block, address, err, size);
+}
+
+int modbus_link_new(const struct instrument_config *config, void **state, char *err, size_t size)
+{
+    struct modbus_link *link = calloc(1, sizeof(*link));
+    int status;
+
+    if (link == NULL) {
+        snprintf(err, size, "out of memory");
+        return DRIVER_IO;
+    }
+    status = modbus_link_open(config, link, err, size);
+    if (status != DRIVER_OK) {
+        free(link);
+        return status;
+    }
+    *state = link;
+    return DRIVER_OK;
+}
+
+void modbus_link_free(void *state)
+{
+    struct modbus_link *link = state;
+
+    if (link != NULL) {
+        modbus_link_close(link);
+        free(link);
+    }
 }

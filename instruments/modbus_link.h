@@ -24,6 +24,11 @@ int modbus_link_open(const struct instrument_config *config, struct modbus_link 
                      size_t size);
 void modbus_link_close(struct modbus_link *link);
 
+/* The same, as a driver's open and close operations: the state is a
+ * malloc'd struct modbus_link. */
+int modbus_link_new(const struct instrument_config *config, void **state, char *err, size_t size);
+void modbus_link_free(void *state);
+
 /* Reads count holding registers of one block at address. */
 int modbus_link_read(struct modbus_link *link, const char *block, int address, int count,
                      uint16_t *regs, char *err, size_t size);

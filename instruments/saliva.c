@@ -18,40 +18,6 @@ static int write_control(struct modbus_link *link, uint32_t host_test_id, uint16
                              err, size);
 }
 
-static void saliva_close(void *opaque)
-{
-    struct modbus_link *link = opaque;
-
-    if (link != NULL) {
-        modbus_link_close(link);
-        free(link);
-    }
-}
-
-static int saliva_open(const struct instrument_config *config, void **out, char *err, size_t size)
-{
-    struct modbus_link *link = calloc(1, sizeof(*link));
-    int status;
-
-    if (link == NULL) {
-        snprintf(err, size, "out of memory");
-        return DRIVER_IO;
-    }
-    status = modbus_link_open(config, link, err, size);
-    if (status != DRIVER_OK) {
-        free(link);
-        return status;
-    }
-    *out = link;
-    return DRIVER_OK;
-}
-
-static void format_date(uint32_t yyyymmdd, char out[11])
-{
-    snprintf(out, 11, "%04u-%02u-%02u", yyyymmdd / 10000 % 10000, yyyymmdd / 100 % 100,
-             yyyymmdd % 100);
-}
-
 static int saliva_identify(void *opaque, struct driver_identity *identity, char *err, size_t size)
 {
     struct modbus_link *state = opaque;
@@ -76,10 +42,10 @@ static int saliva_identify(void *opaque, struct driver_identity *identity, char 
     snprintf(identity->firmware, sizeof(identity->firmware), "%s", id.firmware);
     driver_clean_text(identity->serial);
     driver_clean_text(identity->firmware);
-    format_date(id.calibration_date, identity->calibration);
+    driver_format_date(id.calibration_date, identity->calibration);
     snprintf(identity->cartridge_lot, sizeof(identity->cartridge_lot), "%s", id.cartridge_lot);
     driver_clean_text(identity->cartridge_lot);
-    format_date(id.cartridge_expiry, identity->cartridge_expiry);
+    driver_format_date(id.cartridge_expiry, identity->cartridge_expiry);
     return DRIVER_OK;
 }
 
@@ -226,12 +192,12 @@ static int saliva_abort(void *opaque, uint32_t host_test_id, char *err, size_t s
 const struct driver_ops saliva_driver = {
     .name = "saliva",
     .specimen_matrix = "oral-fluid",
-    .open = saliva_open,
+    .open = modbus_link_new,
     .identify = saliva_identify,
     .start = saliva_start,
     .poll = saliva_poll,
     .read_result = saliva_read_result,
     .acknowledge = saliva_acknowledge,
     .abort = saliva_abort,
-    .close = saliva_close,
+    .close = modbus_link_free,
 };
