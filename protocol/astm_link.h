@@ -67,7 +67,7 @@ enum astm_event_kind {
     ASTM_EV_SEND_FAILED, /* retries used up or no reply in time; out carries EOT */
 };
 
-/* Why a frame was rejected or a send failed. */
+/* Reason a frame was rejected or a send failed. */
 enum astm_error {
     ASTM_ERR_NONE,
     ASTM_ERR_CHECKSUM,     /* checksum characters do not match the frame */
@@ -78,7 +78,7 @@ enum astm_error {
     ASTM_ERR_RETRIES,      /* sender: the frame was sent max_attempts times and never accepted */
 };
 
-/* What one call produced. Pointers stay valid until the next call on the link. */
+/* Event one call produced. Its pointers stay valid until the next call on the link. */
 struct astm_event {
     enum astm_event_kind kind;
     const uint8_t *out; /* bytes to write to the line now */
