@@ -54,6 +54,15 @@ static int breath_start(void *opaque, uint32_t host_test_id, char *err, size_t s
     return write_control(opaque, host_test_id, BREATH_CMD_START, err, size);
 }
 
+static const struct driver_status_codes status_codes = {
+    .address = BREATH_STATUS_ADDR,
+    .idle_state = BREATH_READY,
+    .result_state = BREATH_RESULT_READY,
+    .error_state = BREATH_ERROR,
+    .state_name = breath_state_name,
+    .error_text = breath_error_text,
+};
+
 static int breath_poll(void *opaque, struct driver_progress *progress, char *err, size_t size)
 {
     uint16_t regs[BREATH_STATUS_COUNT];
@@ -65,26 +74,15 @@ static int breath_poll(void *opaque, struct driver_progress *progress, char *err
         return rc;
     }
     breath_decode_status(regs, &status);
-    memset(progress, 0, sizeof(*progress));
-    progress->step = breath_state_name(status.state);
-    if (progress->step == NULL) {
-        snprintf(err, size, "unknown state %u in status block at register %d", status.state,
-                 BREATH_STATUS_ADDR);
-        return DRIVER_CORRUPT;
-    }
-    progress->percent = status.percent > 100 ? 100 : status.percent;
-    progress->seconds_left = status.seconds_left;
-    progress->host_test_id = status.host_test_id;
-    progress->sequence = status.sequence;
-    progress->idle = status.state == BREATH_READY;
-    progress->result_ready = status.state == BREATH_RESULT_READY;
-    progress->device_error = status.state == BREATH_ERROR;
-    if (progress->device_error) {
-        const char *text = breath_error_text(status.error_code);
-        snprintf(progress->error_text, sizeof(progress->error_text), "device error %u (%s)",
-                 status.error_code, text ? text : "unknown");
-    }
-    return DRIVER_OK;
+    struct driver_status_block common = {
+        .state = status.state,
+        .percent = status.percent,
+        .seconds_left = status.seconds_left,
+        .error_code = status.error_code,
+        .sequence = status.sequence,
+        .host_test_id = status.host_test_id,
+    };
+    return driver_fill_progress(&status_codes, &common, progress, err, size);
 }
 
 static int breath_read_result(void *opaque, uint32_t expected_id, struct driver_result *result,

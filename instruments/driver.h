@@ -99,6 +99,32 @@ struct driver_ops {
 /* Returns the driver named `name` from the table in drivers.c, or NULL. */
 const struct driver_ops *driver_find(const char *name);
 
+/* The status fields every Modbus analyzer reports, whatever its map. */
+struct driver_status_block {
+    uint16_t state;
+    uint16_t percent;
+    uint16_t seconds_left;
+    uint16_t error_code;
+    uint16_t sequence;
+    uint32_t host_test_id;
+};
+
+/* How a model's status codes read. */
+struct driver_status_codes {
+    int address; /* of the status block, for messages */
+    uint16_t idle_state;
+    uint16_t result_state;
+    uint16_t error_state;
+    const char *(*state_name)(uint16_t state);
+    const char *(*error_text)(uint16_t code);
+};
+
+/* Fills progress from a decoded status block. Returns DRIVER_OK, or
+ * DRIVER_CORRUPT with err set when the state is unknown. */
+int driver_fill_progress(const struct driver_status_codes *codes,
+                         const struct driver_status_block *status, struct driver_progress *progress,
+                         char *err, size_t size);
+
 /* Formats a YYYYMMDD date from a device register as YYYY-MM-DD. */
 void driver_format_date(uint32_t yyyymmdd, char out[11]);
 

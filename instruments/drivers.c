@@ -60,3 +60,29 @@ void driver_format_date(uint32_t yyyymmdd, char out[11])
     snprintf(out, 11, "%04u-%02u-%02u", yyyymmdd / 10000 % 10000, yyyymmdd / 100 % 100,
              yyyymmdd % 100);
 }
+
+int driver_fill_progress(const struct driver_status_codes *codes,
+                         const struct driver_status_block *status, struct driver_progress *progress,
+                         char *err, size_t size)
+{
+    memset(progress, 0, sizeof(*progress));
+    progress->step = codes->state_name(status->state);
+    if (progress->step == NULL) {
+        snprintf(err, size, "unknown state %u in status block at register %d", status->state,
+                 codes->address);
+        return DRIVER_CORRUPT;
+    }
+    progress->percent = status->percent > 100 ? 100 : status->percent;
+    progress->seconds_left = status->seconds_left;
+    progress->host_test_id = status->host_test_id;
+    progress->sequence = status->sequence;
+    progress->idle = status->state == codes->idle_state;
+    progress->result_ready = status->state == codes->result_state;
+    progress->device_error = status->state == codes->error_state;
+    if (progress->device_error) {
+        const char *text = codes->error_text(status->error_code);
+        snprintf(progress->error_text, sizeof(progress->error_text), "device error %u (%s)",
+                 status->error_code, text ? text : "unknown");
+    }
+    return DRIVER_OK;
+}

@@ -54,38 +54,35 @@ static int saliva_start(void *opaque, uint32_t host_test_id, char *err, size_t s
     return write_control(opaque, host_test_id, SALIVA_CMD_START, err, size);
 }
 
+static const struct driver_status_codes status_codes = {
+    .address = SALIVA_STATUS_ADDR,
+    .idle_state = SALIVA_IDLE,
+    .result_state = SALIVA_RESULT_READY,
+    .error_state = SALIVA_ERROR,
+    .state_name = saliva_state_name,
+    .error_text = saliva_error_text,
+};
+
 static int saliva_poll(void *opaque, struct driver_progress *progress, char *err, size_t size)
 {
-    struct modbus_link *state = opaque;
     uint16_t regs[SALIVA_STATUS_COUNT];
     struct saliva_status status;
-    int rc = modbus_link_read(state, "status block", SALIVA_STATUS_ADDR, SALIVA_STATUS_COUNT, regs,
+    int rc = modbus_link_read(opaque, "status block", SALIVA_STATUS_ADDR, SALIVA_STATUS_COUNT, regs,
                               err, size);
 
     if (rc != DRIVER_OK) {
         return rc;
     }
     saliva_decode_status(regs, &status);
-    memset(progress, 0, sizeof(*progress));
-    progress->step = saliva_state_name(status.state);
-    if (progress->step == NULL) {
-        snprintf(err, size, "unknown state %u in status block at register %d", status.state,
-                 SALIVA_STATUS_ADDR);
-        return DRIVER_CORRUPT;
-    }
-    progress->percent = status.percent > 100 ? 100 : status.percent;
-    progress->seconds_left = status.seconds_left;
-    progress->host_test_id = status.host_test_id;
-    progress->sequence = status.sequence;
-    progress->idle = status.state == SALIVA_IDLE;
-    progress->result_ready = status.state == SALIVA_RESULT_READY;
-    progress->device_error = status.state == SALIVA_ERROR;
-    if (progress->device_error) {
-        const char *text = saliva_error_text(status.error_code);
-        snprintf(progress->error_text, sizeof(progress->error_text), "device error %u (%s)",
-                 status.error_code, text ? text : "unknown");
-    }
-    return DRIVER_OK;
+    struct driver_status_block common = {
+        .state = status.state,
+        .percent = status.percent,
+        .seconds_left = status.seconds_left,
+        .error_code = status.error_code,
+        .sequence = status.sequence,
+        .host_test_id = status.host_test_id,
+    };
+    return driver_fill_progress(&status_codes, &common, progress, err, size);
 }
 
 static void convert_analyte(const struct saliva_analyte_result *in, struct driver_analyte *out)
