@@ -32,7 +32,7 @@ struct instrument_config {
 #define BLOOD_ON_DISPUTE 0x4 /* the driver disputes the breath result */
 #define BLOOD_ON_CRASH 0x8   /* a crash after drinking */
 
-/* How breath alcohol is judged; every value is stored with each result. */
+/* Settings that judge breath alcohol, each stored with every breath result. */
 struct alcohol_config {
     int factor;           /* breath to blood, 2200 for 1:2200 */
     char drink_limit[16]; /* mg/100 mL, decimal text */

@@ -1,7 +1,7 @@
 /* Storage in one SQLite file (WAL, synchronous=FULL, foreign keys). Every
  * function runs on the event loop's thread. Functions that change rows
- * return 0, or -1 after logging the SQLite error; callers group them in
- * db_begin/db_commit so that a result and its decision commit together. */
+ * return 0, or -1 after logging the SQLite error. Callers group them in
+ * db_begin/db_commit, so that a result and its decision commit together. */
 #ifndef TOXLAB_DB_H
 #define TOXLAB_DB_H
 
@@ -36,7 +36,7 @@ struct test_row {
     char reason[256];
 };
 
-/* What the loop knows about the analyzer when a result arrives. */
+/* Analyzer identity and settings that apply to an arriving result. */
 struct result_context {
     const struct driver_identity *identity;
     const struct threshold_set *thresholds;

@@ -21,8 +21,8 @@ enum line_event_kind {
     LINE_COMM_ERROR,   /* a request failed; the test keeps running */
     LINE_RESULT,       /* a result was read; acknowledge after it commits */
     LINE_DEVICE_ERROR, /* the test ended in a device error */
-    LINE_TEST_LOST,    /* the analyzer no longer holds the test */
-    LINE_ACKNOWLEDGED, /* the analyzer was told to forget the result */
+    LINE_TEST_LOST,    /* the analyzer no longer has the test */
+    LINE_ACKNOWLEDGED, /* the analyzer accepted the acknowledge command */
     LINE_ALIVE,        /* an idle analyzer replied to its status poll */
     LINE_FOUND,        /* an idle analyzer still runs a test or keeps its result */
 };

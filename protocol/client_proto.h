@@ -57,8 +57,8 @@ int proto_reader_feed(struct proto_reader *reader, const char *bytes, size_t len
  * line is longer than PROTO_MAX_LINE (the reader is then unusable). */
 int proto_reader_next(struct proto_reader *reader, char **line);
 
-/* The same, also setting *size to the line's length, which tells a line
- * with a NUL byte from a shorter one. */
+/* The same, also setting *size to the line's length, so that a line with
+ * a NUL byte can be told from a shorter one. */
 int proto_reader_next_sized(struct proto_reader *reader, char **line, size_t *size);
 
 #endif

@@ -207,7 +207,7 @@ START_TEST(refusal_rejected_once_blowing)
         child_wait_line(&rig.breath, "phase test=1 state=blowing", EVENT_MS, line, sizeof(line)));
     wait_for_step(&rig, "blowing");
 
-    /* The subject is blowing: the measurement stands, so no refusal is recorded. */
+    /* The subject is blowing: the measurement is kept, so no refusal is recorded. */
     ck_assert_int_ne(client(&rig, &out, &err, "test", "refuse", test_id, NULL), 0);
     assert_contains(err, "only while the analyzer requests a blow");
     free_output(out, err);
@@ -244,10 +244,9 @@ START_TEST(saliva_fails_breath_completes)
 }
 END_TEST
 
-/* The saliva sim withholds a reply while its driver waits inside libmodbus;
- * another client's request must still be served before the test lets the
- * sim reply, so the test deadlocks (and fails) if a waiting driver blocks
- * the daemon. */
+/* The saliva sim withholds a reply while its driver waits inside libmodbus.
+ * Another client's request must be served before the test lets the sim
+ * reply, so a waiting driver that blocked the daemon would fail the test. */
 START_TEST(daemon_serves_while_driver_waits)
 {
     struct rig rig;

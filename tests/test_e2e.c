@@ -385,7 +385,7 @@ static char *raw_exchange(int fd, struct proto_reader *reader, const char *bytes
 }
 
 /* Registers a subject with 700 specimens through pipelined requests on fd,
- * then asks for its history, which is larger than a protocol line. */
+ * then requests its history, which is larger than a protocol line. */
 static int client_subject_with_history(struct rig *rig, int fd, struct proto_reader *reader)
 {
     size_t size = 700 * 200 + 256;
@@ -558,7 +558,7 @@ START_TEST(socket_path_never_removes_files)
 }
 END_TEST
 
-/* Socket activation: systemd-socket-activate holds the listening socket and
+/* Socket activation: systemd-socket-activate owns the listening socket and
  * starts the daemon on the first connection, passing the socket as fd 3. */
 START_TEST(socket_activation_serves)
 {
