@@ -27,7 +27,11 @@ void config_defaults(struct config *config)
     snprintf(config->socket_path, sizeof(config->socket_path), "/run/toxlab/toxlab.sock");
     snprintf(config->socket_group, sizeof(config->socket_group), "toxlab-users");
     snprintf(config->thresholds, sizeof(config->thresholds), "/etc/toxlab/thresholds.tsv");
+    snprintf(config->rules, sizeof(config->rules), "/etc/toxlab/rules.tsv");
     snprintf(config->timezone, sizeof(config->timezone), "Asia/Shanghai");
+    for (int i = 0; i < ROLE_COUNT; i++) {
+        snprintf(config->role_groups[i], sizeof(config->role_groups[i]), "toxlab-%s", role_name(i));
+    }
     config->max_clients = 64;
     config->alcohol.factor = 2200;
     snprintf(config->alcohol.drink_limit, sizeof(config->alcohol.drink_limit), "20");
@@ -110,6 +114,9 @@ static int set_daemon_key(struct config *config, const char *key, const char *va
     }
     if (strcmp(key, "thresholds") == 0) {
         return set_text(config->thresholds, sizeof(config->thresholds), value);
+    }
+    if (strcmp(key, "rules") == 0) {
+        return set_text(config->rules, sizeof(config->rules), value);
     }
     if (strcmp(key, "timezone") == 0) {
         return set_text(config->timezone, sizeof(config->timezone), value);
@@ -268,6 +275,17 @@ static int set_alcohol_key(struct alcohol_config *alcohol, const char *key, cons
     return -2;
 }
 
+static int set_role_key(struct config *config, const char *key, const char *value)
+{
+    int index = role_index(key);
+
+    if (index < 0) {
+        return -2;
+    }
+    config->roles_set |= 1u << index;
+    return set_text(config->role_groups[index], sizeof(config->role_groups[index]), value);
+}
+
 /* Returns what a key takes, for the message about a bad value. */
 static const char *value_hint(const char *key)
 {
@@ -301,6 +319,8 @@ static int apply_key(struct config *config, const char *section, const char *key
         status = set_daemon_key(config, key, value);
     } else if (strcmp(section, "alcohol") == 0) {
         status = set_alcohol_key(&config->alcohol, key, value);
+    } else if (strcmp(section, "roles") == 0) {
+        status = set_role_key(config, key, value);
     } else if (strncmp(section, INSTRUMENT_PREFIX, strlen(INSTRUMENT_PREFIX)) == 0) {
         struct instrument_config *inst =
             instrument_for(config, section + strlen(INSTRUMENT_PREFIX));

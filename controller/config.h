@@ -3,6 +3,8 @@
 #ifndef TOXLAB_CONFIG_H
 #define TOXLAB_CONFIG_H
 
+#include "controller/roles.h"
+
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,10 +52,15 @@ struct config {
     char socket_path[108];
     char socket_group[64];
     char thresholds[PATH_MAX];
+    char rules[PATH_MAX];
     char timezone[64];
     int max_clients;
     int busy_timeout_ms; /* how long a write waits for another process's lock */
     struct alcohol_config alcohol;
+    /* [roles]: the groups of each role, as written; roles_set marks the
+     * roles the file or -o named (the others keep their default group). */
+    char role_groups[ROLE_COUNT][256];
+    unsigned roles_set;
     size_t instrument_count;
     struct instrument_config instruments[CONFIG_MAX_INSTRUMENTS];
 };

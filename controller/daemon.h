@@ -7,6 +7,8 @@
 #include "controller/config.h"
 #include "controller/line.h"
 #include "controller/log.h"
+#include "controller/roles.h"
+#include "controller/rules.h"
 #include "controller/thresholds.h"
 #include "controller/ulid.h"
 #include "protocol/client_proto.h"
@@ -43,6 +45,7 @@ struct client {
     int fd;
     pid_t pid;
     uid_t uid;
+    unsigned roles; /* ROLE_* bits */
     struct proto_reader reader;
     char *output;
     size_t output_used;
@@ -57,6 +60,8 @@ struct daemon {
     sqlite3 *db;
     int db_lock_fd; /* flock on DATABASE-toxlabd.lock: one daemon per database */
     struct threshold_set thresholds;
+    struct rule_set rules;
+    struct role_table roles;
     size_t instrument_count;
     struct instrument instruments[CONFIG_MAX_INSTRUMENTS];
     int listen_fd;

@@ -1,5 +1,7 @@
 #include "controller/db.h"
 
+#include "controller/db_internal.h"
+
 #include "controller/alcohol.h"
 #include "controller/log.h"
 #include "controller/timefmt.h"
@@ -35,8 +37,14 @@ static const char schema[] =
     " version TEXT PRIMARY KEY, label TEXT NOT NULL, canonical TEXT NOT NULL,"
     " loaded TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS results ("
-    " id TEXT PRIMARY KEY, test_id TEXT NOT NULL UNIQUE REFERENCES tests(id),"
-    " host_test_id INTEGER NOT NULL, sequence INTEGER NOT NULL, instrument TEXT NOT NULL,"
+    " id TEXT PRIMARY KEY, test_id TEXT UNIQUE REFERENCES tests(id),"
+    " subject_id TEXT REFERENCES subjects(id), specimen_id TEXT REFERENCES specimens(id),"
+    " collected_date INTEGER NOT NULL,"
+    " status TEXT NOT NULL DEFAULT 'final' CHECK (status IN ('final', 'preliminary',"
+    "  'correction')),"
+    " supersedes TEXT REFERENCES results(id), laboratory TEXT, report_number TEXT,"
+    " reported TEXT, imported_by INTEGER,"
+    " host_test_id INTEGER, sequence INTEGER, instrument TEXT,"
     " serial TEXT, firmware TEXT, calibration TEXT, cartridge_lot TEXT, cartridge_expiry TEXT,"
     " matrix TEXT NOT NULL, tier TEXT NOT NULL, invalid_reason TEXT,"
     " received TEXT NOT NULL, clock_synced INTEGER NOT NULL, timezone TEXT NOT NULL,"
@@ -66,7 +74,38 @@ static const char schema[] =
     "  'none')),"
     " rules TEXT NOT NULL, evidence TEXT NOT NULL, actions TEXT NOT NULL,"
     " created TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS result_releases ("
+    " result_id TEXT NOT NULL REFERENCES results(id), uid INTEGER NOT NULL,"
+    " created TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS rule_sets ("
+    " version TEXT PRIMARY KEY, label TEXT NOT NULL, canonical TEXT NOT NULL,"
+    " loaded TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS statuses ("
+    " id TEXT PRIMARY KEY, subject_id TEXT NOT NULL REFERENCES subjects(id),"
+    " kind TEXT NOT NULL, start_date TEXT NOT NULL, end_date TEXT, reference TEXT NOT NULL,"
+    " supersedes TEXT REFERENCES statuses(id), reason TEXT, uid INTEGER NOT NULL,"
+    " created TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS licences ("
+    " id TEXT PRIMARY KEY, subject_id TEXT NOT NULL REFERENCES subjects(id),"
+    " number TEXT NOT NULL, class TEXT NOT NULL, commercial INTEGER NOT NULL,"
+    " handed_back INTEGER NOT NULL, supersedes TEXT REFERENCES licences(id), reason TEXT,"
+    " uid INTEGER NOT NULL, created TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS licence_decisions ("
+    " id TEXT PRIMARY KEY, subject_id TEXT NOT NULL REFERENCES subjects(id),"
+    " question TEXT NOT NULL CHECK (question IN ('application', 'holder')),"
+    " as_of TEXT NOT NULL,"
+    " decision TEXT NOT NULL CHECK (decision IN ('refuse', 'cancel', 'void-notice', 'flag',"
+    "  'none')),"
+    " rules_version TEXT NOT NULL REFERENCES rule_sets(version), inputs TEXT NOT NULL,"
+    " outcome TEXT NOT NULL, uid INTEGER NOT NULL, created TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS decision_reviews ("
+    " decision_id TEXT NOT NULL REFERENCES licence_decisions(id),"
+    " action TEXT NOT NULL CHECK (action IN ('confirm', 'override')), reason TEXT,"
+    " uid INTEGER NOT NULL, created TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS tests_stop ON tests (stop_id);"
+    "CREATE INDEX IF NOT EXISTS results_subject ON results (subject_id);"
+    "CREATE INDEX IF NOT EXISTS statuses_subject ON statuses (subject_id);"
+    "CREATE INDEX IF NOT EXISTS licences_subject ON licences (subject_id);"
     "CREATE INDEX IF NOT EXISTS specimens_subject ON specimens (subject_id);"
     "CREATE INDEX IF NOT EXISTS stops_subject ON stops (subject_id);";
 
@@ -78,12 +117,12 @@ const char *db_errmsg(sqlite3 *db)
     return sqlite3_errmsg(db);
 }
 
-static void now_text(char out[TIMESTAMP_SIZE])
+void db_now_text(char out[TIMESTAMP_SIZE])
 {
     time_format_utc(time_realtime_ms(), out);
 }
 
-static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
+sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *stmt = NULL;
 
@@ -95,7 +134,7 @@ static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
 }
 
 /* Binds text arguments 1..n (NULL pointers bind SQL NULL). */
-static void bind_texts(sqlite3_stmt *stmt, int count, const char *const *values)
+void db_bind_texts(sqlite3_stmt *stmt, int count, const char *const *values)
 {
     for (int i = 0; i < count; i++) {
         if (values[i] == NULL || values[i][0] == '\0') {
@@ -107,7 +146,7 @@ static void bind_texts(sqlite3_stmt *stmt, int count, const char *const *values)
 }
 
 /* Steps a statement that returns no rows, then finalizes it. */
-static int run_stmt(sqlite3 *db, sqlite3_stmt *stmt)
+int db_run_stmt(sqlite3 *db, sqlite3_stmt *stmt)
 {
     int rc;
 
@@ -123,7 +162,7 @@ static int run_stmt(sqlite3 *db, sqlite3_stmt *stmt)
     return 0;
 }
 
-static int exec_sql(sqlite3 *db, const char *sql)
+int db_exec_sql(sqlite3 *db, const char *sql)
 {
     char *message = NULL;
 
@@ -135,11 +174,33 @@ static int exec_sql(sqlite3 *db, const char *sql)
     return 0;
 }
 
-static void copy_column(sqlite3_stmt *stmt, int column, char *out, size_t size)
+void db_copy_column(sqlite3_stmt *stmt, int column, char *out, size_t size)
 {
     const unsigned char *text = sqlite3_column_text(stmt, column);
 
     snprintf(out, size, "%s", text ? (const char *)text : "");
+}
+
+/* Makes each table append-only: a correction is a new row that points at
+ * the row it corrects. */
+static int add_append_only_triggers(sqlite3 *db)
+{
+    static const char *const tables[] = {"result_releases",   "statuses",         "licences",
+                                         "licence_decisions", "decision_reviews", "rule_sets"};
+    char sql[512];
+
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        snprintf(sql, sizeof(sql),
+                 "CREATE TRIGGER IF NOT EXISTS %s_no_update BEFORE UPDATE ON %s"
+                 " BEGIN SELECT RAISE(ABORT, '%s rows are append-only'); END;"
+                 "CREATE TRIGGER IF NOT EXISTS %s_no_delete BEFORE DELETE ON %s"
+                 " BEGIN SELECT RAISE(ABORT, '%s rows are append-only'); END;",
+                 tables[i], tables[i], tables[i], tables[i], tables[i], tables[i]);
+        if (db_exec_sql(db, sql) != 0) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size_t err_size)
@@ -156,9 +217,9 @@ int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size
     }
     sqlite3_busy_timeout(*db, busy_timeout_ms);
     sqlite3_extended_result_codes(*db, 1);
-    if (exec_sql(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                      " PRAGMA foreign_keys=ON;") != 0 ||
-        exec_sql(*db, schema) != 0) {
+    if (db_exec_sql(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                         " PRAGMA foreign_keys=ON;") != 0 ||
+        db_exec_sql(*db, schema) != 0 || add_append_only_triggers(*db) != 0) {
         snprintf(err, err_size, "%s: cannot set up the database: %s", path, sqlite3_errmsg(*db));
         sqlite3_close(*db);
         *db = NULL;
@@ -174,18 +235,18 @@ void db_close(sqlite3 *db)
 
 int db_begin(sqlite3 *db)
 {
-    return exec_sql(db, "BEGIN IMMEDIATE");
+    return db_exec_sql(db, "BEGIN IMMEDIATE");
 }
 
 int db_commit(sqlite3 *db)
 {
-    return exec_sql(db, "COMMIT");
+    return db_exec_sql(db, "COMMIT");
 }
 
 void db_rollback(sqlite3 *db)
 {
     if (!sqlite3_get_autocommit(db)) {
-        exec_sql(db, "ROLLBACK");
+        db_exec_sql(db, "ROLLBACK");
     }
 }
 
@@ -194,16 +255,16 @@ void db_rollback(sqlite3 *db)
 static int find_id(sqlite3 *db, const char *sql, int count, const char *const *args, char *id,
                    size_t size)
 {
-    sqlite3_stmt *stmt = prepare(db, sql);
+    sqlite3_stmt *stmt = db_prepare(db, sql);
     int rc;
 
     if (stmt == NULL) {
         return -1;
     }
-    bind_texts(stmt, count, args);
+    db_bind_texts(stmt, count, args);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW && id != NULL) {
-        copy_column(stmt, 0, id, size);
+        db_copy_column(stmt, 0, id, size);
     }
     sqlite3_finalize(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -232,14 +293,14 @@ int db_subject_add(sqlite3 *db, const char *lab, const struct subject_id *subjec
         return found < 0 ? -1 : 0;
     }
     record_id_new(lab, id);
-    now_text(created);
+    db_now_text(created);
     const char *args[] = {id, subject->type, subject->number, created};
-    sqlite3_stmt *stmt =
-        prepare(db, "INSERT INTO subjects (id, id_type, number, created) VALUES (?1, ?2, ?3, ?4)");
+    sqlite3_stmt *stmt = db_prepare(
+        db, "INSERT INTO subjects (id, id_type, number, created) VALUES (?1, ?2, ?3, ?4)");
     if (stmt != NULL) {
-        bind_texts(stmt, 4, args);
+        db_bind_texts(stmt, 4, args);
     }
-    return run_stmt(db, stmt);
+    return db_run_stmt(db, stmt);
 }
 
 static const char specimen_columns[] =
@@ -251,11 +312,11 @@ static int read_specimen(sqlite3 *db, sqlite3_stmt *stmt, struct specimen_row *r
     int rc = sqlite3_step(stmt);
 
     if (rc == SQLITE_ROW) {
-        copy_column(stmt, 0, row->id, sizeof(row->id));
-        copy_column(stmt, 1, row->barcode, sizeof(row->barcode));
-        copy_column(stmt, 2, row->subject_id, sizeof(row->subject_id));
-        copy_column(stmt, 3, row->stop_id, sizeof(row->stop_id));
-        copy_column(stmt, 4, row->matrix, sizeof(row->matrix));
+        db_copy_column(stmt, 0, row->id, sizeof(row->id));
+        db_copy_column(stmt, 1, row->barcode, sizeof(row->barcode));
+        db_copy_column(stmt, 2, row->subject_id, sizeof(row->subject_id));
+        db_copy_column(stmt, 3, row->stop_id, sizeof(row->stop_id));
+        db_copy_column(stmt, 4, row->matrix, sizeof(row->matrix));
         row->collected_date = sqlite3_column_int(stmt, 5);
         row->test_count = sqlite3_column_int(stmt, 6);
     }
@@ -273,11 +334,11 @@ int db_specimen_by_barcode(sqlite3 *db, const char *barcode, struct specimen_row
     sqlite3_stmt *stmt;
 
     snprintf(sql, sizeof(sql), "%s WHERE s.barcode = ?1", specimen_columns);
-    stmt = prepare(db, sql);
+    stmt = db_prepare(db, sql);
     if (stmt == NULL) {
         return -1;
     }
-    bind_texts(stmt, 1, &barcode);
+    db_bind_texts(stmt, 1, &barcode);
     return read_specimen(db, stmt, row);
 }
 
@@ -293,11 +354,11 @@ int db_specimen_newest_untested(sqlite3 *db, const char *subject_id, const char 
              " (SELECT 1 FROM tests t WHERE t.specimen_id = s.id)"
              " ORDER BY s.created DESC, s.id DESC LIMIT 1",
              specimen_columns);
-    stmt = prepare(db, sql);
+    stmt = db_prepare(db, sql);
     if (stmt == NULL) {
         return -1;
     }
-    bind_texts(stmt, 2, args);
+    db_bind_texts(stmt, 2, args);
     return read_specimen(db, stmt, row);
 }
 
@@ -310,18 +371,18 @@ int db_specimen_add(sqlite3 *db, const char *lab, const char *subject_id, const 
     sqlite3_stmt *stmt;
 
     record_id_new(lab, id);
-    now_text(created);
+    db_now_text(created);
     time_format_utc(collected_ms, collected);
-    stmt = prepare(db, "INSERT INTO specimens (id, barcode, subject_id, stop_id, matrix,"
-                       " collected, collected_date, created)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7)");
+    stmt = db_prepare(db, "INSERT INTO specimens (id, barcode, subject_id, stop_id, matrix,"
+                          " collected, collected_date, created)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7)");
     if (stmt == NULL) {
         return -1;
     }
     const char *args[] = {id, barcode, subject_id, stop_id, matrix, collected, created};
-    bind_texts(stmt, 7, args);
+    db_bind_texts(stmt, 7, args);
     sqlite3_bind_int(stmt, 8, time_local_date(collected_ms));
-    return run_stmt(db, stmt);
+    return db_run_stmt(db, stmt);
 }
 
 int db_stop_belongs_to(sqlite3 *db, const char *stop_id, const char *subject_id)
@@ -338,32 +399,32 @@ int db_stop_create(sqlite3 *db, const char *lab, const char *subject_id, bool dr
     sqlite3_stmt *stmt;
 
     record_id_new(lab, id);
-    now_text(opened);
-    stmt = prepare(db, "INSERT INTO stops (id, subject_id, driving, opened)"
-                       " VALUES (?1, ?2, ?4, ?3)");
+    db_now_text(opened);
+    stmt = db_prepare(db, "INSERT INTO stops (id, subject_id, driving, opened)"
+                          " VALUES (?1, ?2, ?4, ?3)");
     if (stmt == NULL) {
         return -1;
     }
     const char *args[] = {id, subject_id, opened};
-    bind_texts(stmt, 3, args);
+    db_bind_texts(stmt, 3, args);
     sqlite3_bind_int(stmt, 4, driving);
-    return run_stmt(db, stmt);
+    return db_run_stmt(db, stmt);
 }
 
 int db_stop_mark_driving(sqlite3 *db, const char *stop_id)
 {
-    sqlite3_stmt *stmt = prepare(db, "UPDATE stops SET driving = 1 WHERE id = ?1");
+    sqlite3_stmt *stmt = db_prepare(db, "UPDATE stops SET driving = 1 WHERE id = ?1");
 
     if (stmt != NULL) {
-        bind_texts(stmt, 1, &stop_id);
+        db_bind_texts(stmt, 1, &stop_id);
     }
-    return run_stmt(db, stmt);
+    return db_run_stmt(db, stmt);
 }
 
 bool db_host_id_in_use(sqlite3 *db, uint32_t host_test_id)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT 1 FROM tests WHERE host_test_id = ?1 AND state IN"
-                                     " ('pending', 'running', 'interrupted')");
+    sqlite3_stmt *stmt = db_prepare(db, "SELECT 1 FROM tests WHERE host_test_id = ?1 AND state IN"
+                                        " ('pending', 'running', 'interrupted')");
     int rc;
 
     if (stmt == NULL) {
@@ -382,16 +443,17 @@ int db_test_create(sqlite3 *db, const char *lab, const char *stop_id, const char
     sqlite3_stmt *stmt;
 
     record_id_new(lab, id);
-    now_text(now);
-    stmt = prepare(db, "INSERT INTO tests (id, stop_id, instrument, specimen_id, created, updated,"
+    db_now_text(now);
+    stmt =
+        db_prepare(db, "INSERT INTO tests (id, stop_id, instrument, specimen_id, created, updated,"
                        " host_test_id, state) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 'pending')");
     if (stmt == NULL) {
         return -1;
     }
     const char *args[] = {id, stop_id, instrument, specimen_id, now};
-    bind_texts(stmt, 5, args);
+    db_bind_texts(stmt, 5, args);
     sqlite3_bind_int64(stmt, 6, host_test_id);
-    return run_stmt(db, stmt);
+    return db_run_stmt(db, stmt);
 }
 
 static const char test_columns[] =
@@ -399,13 +461,13 @@ static const char test_columns[] =
 
 static void read_test_columns(sqlite3_stmt *stmt, struct test_row *row)
 {
-    copy_column(stmt, 0, row->id, sizeof(row->id));
-    copy_column(stmt, 1, row->stop_id, sizeof(row->stop_id));
-    copy_column(stmt, 2, row->instrument, sizeof(row->instrument));
-    copy_column(stmt, 3, row->specimen_id, sizeof(row->specimen_id));
+    db_copy_column(stmt, 0, row->id, sizeof(row->id));
+    db_copy_column(stmt, 1, row->stop_id, sizeof(row->stop_id));
+    db_copy_column(stmt, 2, row->instrument, sizeof(row->instrument));
+    db_copy_column(stmt, 3, row->specimen_id, sizeof(row->specimen_id));
     row->host_test_id = (uint32_t)sqlite3_column_int64(stmt, 4);
-    copy_column(stmt, 5, row->state, sizeof(row->state));
-    copy_column(stmt, 6, row->reason, sizeof(row->reason));
+    db_copy_column(stmt, 5, row->state, sizeof(row->state));
+    db_copy_column(stmt, 6, row->reason, sizeof(row->reason));
 }
 
 int db_test_get(sqlite3 *db, const char *test_id, struct test_row *row)
@@ -415,11 +477,11 @@ int db_test_get(sqlite3 *db, const char *test_id, struct test_row *row)
     int rc;
 
     snprintf(sql, sizeof(sql), "%s WHERE id = ?1", test_columns);
-    stmt = prepare(db, sql);
+    stmt = db_prepare(db, sql);
     if (stmt == NULL) {
         return -1;
     }
-    bind_texts(stmt, 1, &test_id);
+    db_bind_texts(stmt, 1, &test_id);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         read_test_columns(stmt, row);
@@ -436,14 +498,14 @@ int db_test_set_state(sqlite3 *db, const char *test_id, const char *state, const
     char now[TIMESTAMP_SIZE];
     sqlite3_stmt *stmt;
 
-    now_text(now);
-    stmt = prepare(db, "UPDATE tests SET state = ?2, reason = ?3, updated = ?4 WHERE id = ?1");
+    db_now_text(now);
+    stmt = db_prepare(db, "UPDATE tests SET state = ?2, reason = ?3, updated = ?4 WHERE id = ?1");
     if (stmt == NULL) {
         return -1;
     }
     const char *args[] = {test_id, state, reason, now};
-    bind_texts(stmt, 4, args);
-    return run_stmt(db, stmt);
+    db_bind_texts(stmt, 4, args);
+    return db_run_stmt(db, stmt);
 }
 
 int db_open_tests(sqlite3 *db, void (*visit)(const struct test_row *row, void *user), void *user)
@@ -454,7 +516,7 @@ int db_open_tests(sqlite3 *db, void (*visit)(const struct test_row *row, void *u
 
     snprintf(sql, sizeof(sql), "%s WHERE state IN ('pending', 'running') ORDER BY id",
              test_columns);
-    stmt = prepare(db, sql);
+    stmt = db_prepare(db, sql);
     if (stmt == NULL) {
         return -1;
     }
@@ -483,15 +545,15 @@ int db_threshold_set_store(sqlite3 *db, const struct threshold_set *set)
     char now[TIMESTAMP_SIZE];
     sqlite3_stmt *stmt;
 
-    now_text(now);
-    stmt = prepare(db, "INSERT OR IGNORE INTO threshold_sets (version, label, canonical, loaded)"
-                       " VALUES (?1, ?2, ?3, ?4)");
+    db_now_text(now);
+    stmt = db_prepare(db, "INSERT OR IGNORE INTO threshold_sets (version, label, canonical, loaded)"
+                          " VALUES (?1, ?2, ?3, ?4)");
     if (stmt == NULL) {
         return -1;
     }
     const char *args[] = {set->version, set->label, set->canonical, now};
-    bind_texts(stmt, 4, args);
-    return run_stmt(db, stmt);
+    db_bind_texts(stmt, 4, args);
+    return db_run_stmt(db, stmt);
 }
 
 /* Binds the breath columns (?15..?25) of a result row, all NULL for other results. */
@@ -536,15 +598,17 @@ static int insert_result_row(sqlite3 *db, const char *id, const struct test_row 
     const struct driver_identity *identity = context->identity;
     sqlite3_stmt *stmt;
 
-    now_text(received);
-    stmt = prepare(db, "INSERT INTO results (id, test_id, instrument, serial, firmware,"
-                       " calibration, cartridge_lot, cartridge_expiry, matrix, tier,"
-                       " invalid_reason, received, timezone, threshold_version, breath_outcome,"
-                       " breath_raw, breath_flags, temperature, alcohol_band, blood_equivalent,"
-                       " host_test_id, sequence, clock_synced, alcohol_factor, drink_limit,"
-                       " drunk_limit, alcohol_source, calibration_due)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-                       " ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)");
+    db_now_text(received);
+    stmt = db_prepare(db, "INSERT INTO results (id, test_id, instrument, serial, firmware,"
+                          " calibration, cartridge_lot, cartridge_expiry, matrix, tier,"
+                          " invalid_reason, received, timezone, threshold_version, breath_outcome,"
+                          " breath_raw, breath_flags, temperature, alcohol_band, blood_equivalent,"
+                          " host_test_id, sequence, clock_synced, alcohol_factor, drink_limit,"
+                          " drunk_limit, alcohol_source, calibration_due, subject_id, specimen_id,"
+                          " collected_date)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+                          " ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,"
+                          " (SELECT subject_id FROM stops WHERE id = ?29), ?30, ?31)");
     if (stmt == NULL) {
         return -1;
     }
@@ -562,7 +626,7 @@ static int insert_result_row(sqlite3 *db, const char *id, const struct test_row 
                           received,
                           context->timezone,
                           context->thresholds->version};
-    bind_texts(stmt, 14, args);
+    db_bind_texts(stmt, 14, args);
     bind_breath(stmt, result, context->alcohol);
     sqlite3_bind_int64(stmt, 21, result->host_test_id);
     sqlite3_bind_int64(stmt, 22, result->sequence);
@@ -570,7 +634,12 @@ static int insert_result_row(sqlite3 *db, const char *id, const struct test_row 
     if (identity->calibration_due[0] != '\0') {
         sqlite3_bind_text(stmt, 28, identity->calibration_due, -1, SQLITE_TRANSIENT);
     }
-    return run_stmt(db, stmt);
+    sqlite3_bind_text(stmt, 29, test->stop_id, -1, SQLITE_TRANSIENT);
+    if (test->specimen_id[0] != '\0') {
+        sqlite3_bind_text(stmt, 30, test->specimen_id, -1, SQLITE_TRANSIENT);
+    }
+    sqlite3_bind_int(stmt, 31, context->collection_date);
+    return db_run_stmt(db, stmt);
 }
 
 static int insert_analyte(sqlite3 *db, const char *result_id, int position,
@@ -582,10 +651,10 @@ static int insert_analyte(sqlite3 *db, const char *result_id, int position,
     const struct threshold_row *row = verdict->row;
 
     decimal_format(analyte->value_micro, 3, value_text, sizeof(value_text));
-    stmt = prepare(db, "INSERT INTO result_analytes (result_id, analyte, value_text, unit,"
-                       " outcome, reason, cutoff_text, cutoff_unit, threshold_source, position,"
-                       " value_micro, over_range, under_range, threshold_line)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+    stmt = db_prepare(db, "INSERT INTO result_analytes (result_id, analyte, value_text, unit,"
+                          " outcome, reason, cutoff_text, cutoff_unit, threshold_source, position,"
+                          " value_micro, over_range, under_range, threshold_line)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
     if (stmt == NULL) {
         return -1;
     }
@@ -598,7 +667,7 @@ static int insert_analyte(sqlite3 *db, const char *result_id, int position,
                           row ? row->cutoff_text : NULL,
                           row ? row->unit : NULL,
                           row ? row->source : NULL};
-    bind_texts(stmt, 9, args);
+    db_bind_texts(stmt, 9, args);
     sqlite3_bind_int(stmt, 10, position);
     sqlite3_bind_int64(stmt, 11, analyte->value_micro);
     sqlite3_bind_int(stmt, 12, analyte->over_range);
@@ -606,7 +675,7 @@ static int insert_analyte(sqlite3 *db, const char *result_id, int position,
     if (row) {
         sqlite3_bind_int(stmt, 14, row->line);
     }
-    return run_stmt(db, stmt);
+    return db_run_stmt(db, stmt);
 }
 
 int db_result_store(sqlite3 *db, const char *lab, const struct test_row *test,
@@ -657,13 +726,13 @@ int db_stop_ended(sqlite3 *db, const char *stop_id)
 static int append_actions(sqlite3 *db, const char *sql, const char *stop_id,
                           const char *const parts[3], json_t *actions)
 {
-    sqlite3_stmt *stmt = prepare(db, sql);
+    sqlite3_stmt *stmt = db_prepare(db, sql);
     int rc;
 
     if (stmt == NULL) {
         return -1;
     }
-    bind_texts(stmt, 1, &stop_id);
+    db_bind_texts(stmt, 1, &stop_id);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         char action[256];
         const unsigned char *first = sqlite3_column_text(stmt, 0);
@@ -709,23 +778,23 @@ static int add_repeat_actions(sqlite3 *db, const char *stop_id, json_t *actions)
 static int blood_reasons(sqlite3 *db, const char *stop_id, const struct alcohol_config *alcohol,
                          char *out, size_t size)
 {
-    sqlite3_stmt *stmt =
-        prepare(db, "SELECT (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
-                    " t.stop_id = ?1 AND r.alcohol_band = 'drunk'),"
-                    " (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
-                    " t.stop_id = ?1 AND r.breath_outcome = 'refused'),"
-                    " (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
-                    " t.stop_id = ?1 AND r.breath_outcome IS NOT NULL),"
-                    " (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
-                    " t.stop_id = ?1 AND r.alcohol_band IN ('drink', 'drunk')),"
-                    " (SELECT count(*) FROM stop_notes WHERE stop_id = ?1 AND kind = 'dispute'),"
-                    " (SELECT count(*) FROM stop_notes WHERE stop_id = ?1 AND kind = 'crash')");
+    sqlite3_stmt *stmt = db_prepare(
+        db, "SELECT (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
+            " t.stop_id = ?1 AND r.alcohol_band = 'drunk'),"
+            " (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
+            " t.stop_id = ?1 AND r.breath_outcome = 'refused'),"
+            " (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
+            " t.stop_id = ?1 AND r.breath_outcome IS NOT NULL),"
+            " (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
+            " t.stop_id = ?1 AND r.alcohol_band IN ('drink', 'drunk')),"
+            " (SELECT count(*) FROM stop_notes WHERE stop_id = ?1 AND kind = 'dispute'),"
+            " (SELECT count(*) FROM stop_notes WHERE stop_id = ?1 AND kind = 'crash')");
 
     out[0] = '\0';
     if (stmt == NULL) {
         return -1;
     }
-    bind_texts(stmt, 1, &stop_id);
+    db_bind_texts(stmt, 1, &stop_id);
     if (sqlite3_step(stmt) != SQLITE_ROW) {
         sqlite3_finalize(stmt);
         return -1;
@@ -755,16 +824,16 @@ static int blood_reasons(sqlite3 *db, const char *stop_id, const struct alcohol_
 /* Collects the IDs of results with a presumptive analyte. */
 static int presumptive_evidence(sqlite3 *db, const char *stop_id, json_t *evidence)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT DISTINCT r.id FROM results r JOIN tests t ON"
-                                     " t.id = r.test_id JOIN result_analytes a ON"
-                                     " a.result_id = r.id WHERE t.stop_id = ?1 AND"
-                                     " a.outcome = 'presumptive' ORDER BY r.id");
+    sqlite3_stmt *stmt = db_prepare(db, "SELECT DISTINCT r.id FROM results r JOIN tests t ON"
+                                        " t.id = r.test_id JOIN result_analytes a ON"
+                                        " a.result_id = r.id WHERE t.stop_id = ?1 AND"
+                                        " a.outcome = 'presumptive' ORDER BY r.id");
     int rc;
 
     if (stmt == NULL) {
         return -1;
     }
-    bind_texts(stmt, 1, &stop_id);
+    db_bind_texts(stmt, 1, &stop_id);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         json_array_append_new(evidence, json_string((const char *)sqlite3_column_text(stmt, 0)));
     }
@@ -782,14 +851,14 @@ static int insert_decision(sqlite3 *db, const char *id, const char *stop_id, con
     sqlite3_stmt *stmt;
     int status = -1;
 
-    now_text(now);
-    stmt = prepare(db, "INSERT INTO decisions (id, stop_id, subject_id, question, decision,"
-                       " rules, evidence, actions, created) SELECT ?1, id, subject_id, 'screen',"
-                       " ?3, ?4, ?5, ?6, ?7 FROM stops WHERE id = ?2");
+    db_now_text(now);
+    stmt = db_prepare(db, "INSERT INTO decisions (id, stop_id, subject_id, question, decision,"
+                          " rules, evidence, actions, created) SELECT ?1, id, subject_id, 'screen',"
+                          " ?3, ?4, ?5, ?6, ?7 FROM stops WHERE id = ?2");
     if (stmt != NULL && rules_text && evidence_text && actions_text) {
         const char *args[] = {id, stop_id, decision, rules_text, evidence_text, actions_text, now};
-        bind_texts(stmt, 7, args);
-        status = run_stmt(db, stmt);
+        db_bind_texts(stmt, 7, args);
+        status = db_run_stmt(db, stmt);
         stmt = NULL;
     }
     sqlite3_finalize(stmt);
@@ -835,7 +904,7 @@ int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id,
 }
 
 /* Sets key to the text of a column, omitting it when the column is NULL. */
-static void set_text_column(json_t *obj, const char *key, sqlite3_stmt *stmt, int column)
+void db_set_text_column(json_t *obj, const char *key, sqlite3_stmt *stmt, int column)
 {
     const unsigned char *text = sqlite3_column_text(stmt, column);
 
@@ -867,23 +936,23 @@ static void set_json_column(json_t *obj, const char *key, sqlite3_stmt *stmt, in
 
 static json_t *subject_brief(sqlite3 *db, const char *subject_id)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT id, id_type, number, created FROM subjects"
-                                     " WHERE id = ?1");
+    sqlite3_stmt *stmt = db_prepare(db, "SELECT id, id_type, number, created FROM subjects"
+                                        " WHERE id = ?1");
     json_t *obj = NULL;
 
     if (stmt == NULL) {
         return NULL;
     }
-    bind_texts(stmt, 1, &subject_id);
+    db_bind_texts(stmt, 1, &subject_id);
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         char masked[SUBJECT_MASKED_MAX];
         subject_id_mask((const char *)sqlite3_column_text(stmt, 2), masked, sizeof(masked));
         obj = json_object();
-        set_text_column(obj, "id", stmt, 0);
-        set_text_column(obj, "type", stmt, 1);
-        set_text_column(obj, "number", stmt, 2);
+        db_set_text_column(obj, "id", stmt, 0);
+        db_set_text_column(obj, "type", stmt, 1);
+        db_set_text_column(obj, "number", stmt, 2);
         json_object_set_new(obj, "masked", json_string(masked));
-        set_text_column(obj, "created", stmt, 3);
+        db_set_text_column(obj, "created", stmt, 3);
     }
     sqlite3_finalize(stmt);
     return obj;
@@ -891,31 +960,31 @@ static json_t *subject_brief(sqlite3 *db, const char *subject_id)
 
 static json_t *analytes_json(sqlite3 *db, const char *result_id)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT analyte, value_text, unit, outcome, reason,"
-                                     " cutoff_text, cutoff_unit, threshold_line,"
-                                     " threshold_source, over_range, under_range"
-                                     " FROM result_analytes WHERE result_id = ?1"
-                                     " ORDER BY position");
+    sqlite3_stmt *stmt = db_prepare(db, "SELECT analyte, value_text, unit, outcome, reason,"
+                                        " cutoff_text, cutoff_unit, threshold_line,"
+                                        " threshold_source, over_range, under_range"
+                                        " FROM result_analytes WHERE result_id = ?1"
+                                        " ORDER BY position");
     json_t *list = json_array();
 
     if (stmt == NULL) {
         return list;
     }
-    bind_texts(stmt, 1, &result_id);
+    db_bind_texts(stmt, 1, &result_id);
     while (sqlite3_step(stmt) == SQLITE_ROW) {
         json_t *item = json_object();
         json_t *flags = json_array();
-        set_text_column(item, "analyte", stmt, 0);
-        set_text_column(item, "value", stmt, 1);
-        set_text_column(item, "unit", stmt, 2);
-        set_text_column(item, "outcome", stmt, 3);
-        set_text_column(item, "reason", stmt, 4);
-        set_text_column(item, "cutoff", stmt, 5);
-        set_text_column(item, "cutoff_unit", stmt, 6);
+        db_set_text_column(item, "analyte", stmt, 0);
+        db_set_text_column(item, "value", stmt, 1);
+        db_set_text_column(item, "unit", stmt, 2);
+        db_set_text_column(item, "outcome", stmt, 3);
+        db_set_text_column(item, "reason", stmt, 4);
+        db_set_text_column(item, "cutoff", stmt, 5);
+        db_set_text_column(item, "cutoff_unit", stmt, 6);
         if (sqlite3_column_type(stmt, 7) != SQLITE_NULL) {
             json_object_set_new(item, "threshold_row", json_integer(sqlite3_column_int(stmt, 7)));
         }
-        set_text_column(item, "source", stmt, 8);
+        db_set_text_column(item, "source", stmt, 8);
         if (sqlite3_column_int(stmt, 9)) {
             json_array_append_new(flags, json_string("over-range"));
         }
@@ -945,7 +1014,7 @@ static json_t *breath_json(sqlite3_stmt *stmt, int first)
     json_t *flags = json_array();
     char text[32];
 
-    set_text_column(obj, "outcome", stmt, first);
+    db_set_text_column(obj, "outcome", stmt, first);
     if (sqlite3_column_type(stmt, first + 1) != SQLITE_NULL) {
         int64_t raw = sqlite3_column_int64(stmt, first + 1);
         decimal_format(raw * (DECIMAL_SCALE / BREATH_ALCOHOL_SCALE), 1, text, sizeof(text));
@@ -956,16 +1025,16 @@ static json_t *breath_json(sqlite3_stmt *stmt, int first)
                        sizeof(text));
         json_object_set_new(obj, "temperature", json_string(text));
     }
-    set_text_column(obj, "band", stmt, first + 4);
-    set_text_column(obj, "blood_equivalent", stmt, first + 5);
+    db_set_text_column(obj, "band", stmt, first + 4);
+    db_set_text_column(obj, "blood_equivalent", stmt, first + 5);
     if (sqlite3_column_type(stmt, first + 5) != SQLITE_NULL) {
         json_object_set_new(obj, "blood_unit", json_string("mg/100mL"));
     }
     snprintf(text, sizeof(text), "%d", sqlite3_column_int(stmt, first + 6));
     json_object_set_new(obj, "factor", json_string(text));
-    set_text_column(obj, "drink_limit", stmt, first + 7);
-    set_text_column(obj, "drunk_limit", stmt, first + 8);
-    set_text_column(obj, "source", stmt, first + 9);
+    db_set_text_column(obj, "drink_limit", stmt, first + 7);
+    db_set_text_column(obj, "drunk_limit", stmt, first + 8);
+    db_set_text_column(obj, "source", stmt, first + 9);
     unsigned bits = (unsigned)sqlite3_column_int(stmt, first + 2);
     for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++) {
         if (bits & flag_names[i].bit) {
@@ -978,7 +1047,7 @@ static json_t *breath_json(sqlite3_stmt *stmt, int first)
 
 static json_t *result_json(sqlite3 *db, const char *test_id)
 {
-    sqlite3_stmt *stmt = prepare(
+    sqlite3_stmt *stmt = db_prepare(
         db, "SELECT r.id, r.test_id, r.instrument, r.serial, r.firmware, r.calibration,"
             " r.cartridge_lot, r.cartridge_expiry, r.matrix, r.tier, r.invalid_reason,"
             " r.received, r.clock_synced, r.timezone, r.threshold_version, ts.label,"
@@ -994,41 +1063,41 @@ static json_t *result_json(sqlite3 *db, const char *test_id)
     if (stmt == NULL) {
         return NULL;
     }
-    bind_texts(stmt, 1, &test_id);
+    db_bind_texts(stmt, 1, &test_id);
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         obj = json_object();
-        set_text_column(obj, "id", stmt, 0);
-        set_text_column(obj, "test", stmt, 1);
-        set_text_column(obj, "instrument", stmt, 2);
-        set_text_column(obj, "serial", stmt, 3);
-        set_text_column(obj, "firmware", stmt, 4);
-        set_text_column(obj, "calibration", stmt, 5);
+        db_set_text_column(obj, "id", stmt, 0);
+        db_set_text_column(obj, "test", stmt, 1);
+        db_set_text_column(obj, "instrument", stmt, 2);
+        db_set_text_column(obj, "serial", stmt, 3);
+        db_set_text_column(obj, "firmware", stmt, 4);
+        db_set_text_column(obj, "calibration", stmt, 5);
         json_t *cartridge = json_object();
-        set_text_column(cartridge, "lot", stmt, 6);
-        set_text_column(cartridge, "expiry", stmt, 7);
+        db_set_text_column(cartridge, "lot", stmt, 6);
+        db_set_text_column(cartridge, "expiry", stmt, 7);
         set_unless_empty(obj, "cartridge", cartridge);
         json_object_set_new(obj, "host_test_id", json_integer(sqlite3_column_int64(stmt, 18)));
         json_object_set_new(obj, "sequence", json_integer(sqlite3_column_int64(stmt, 19)));
-        set_text_column(obj, "matrix", stmt, 8);
-        set_text_column(obj, "tier", stmt, 9);
-        set_text_column(obj, "invalid_reason", stmt, 10);
-        set_text_column(obj, "received", stmt, 11);
+        db_set_text_column(obj, "matrix", stmt, 8);
+        db_set_text_column(obj, "tier", stmt, 9);
+        db_set_text_column(obj, "invalid_reason", stmt, 10);
+        db_set_text_column(obj, "received", stmt, 11);
         json_object_set_new(obj, "clock_synced", json_boolean(sqlite3_column_int(stmt, 12)));
-        set_text_column(obj, "timezone", stmt, 13);
+        db_set_text_column(obj, "timezone", stmt, 13);
         json_t *specimen = json_object();
-        set_text_column(specimen, "barcode", stmt, 16);
-        set_text_column(specimen, "collected", stmt, 17);
+        db_set_text_column(specimen, "barcode", stmt, 16);
+        db_set_text_column(specimen, "collected", stmt, 17);
         set_unless_empty(obj, "specimen", specimen);
         json_t *thresholds = json_object();
-        set_text_column(thresholds, "version", stmt, 14);
-        set_text_column(thresholds, "label", stmt, 15);
+        db_set_text_column(thresholds, "version", stmt, 14);
+        db_set_text_column(thresholds, "label", stmt, 15);
         json_object_set_new(obj, "thresholds", thresholds);
-        set_text_column(obj, "calibration_due", stmt, 20);
+        db_set_text_column(obj, "calibration_due", stmt, 20);
         char result_id[RECORD_ID_SIZE];
-        copy_column(stmt, 0, result_id, sizeof(result_id));
+        db_copy_column(stmt, 0, result_id, sizeof(result_id));
         if (sqlite3_column_type(stmt, 21) != SQLITE_NULL) {
             json_t *breath = breath_json(stmt, 21);
-            set_text_column(breath, "reason", stmt, 10);
+            db_set_text_column(breath, "reason", stmt, 10);
             json_object_set_new(obj, "breath", breath);
         } else {
             json_object_set_new(obj, "analytes", analytes_json(db, result_id));
@@ -1040,27 +1109,28 @@ static json_t *result_json(sqlite3 *db, const char *test_id)
 
 json_t *db_test_json(sqlite3 *db, const char *test_id)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT t.id, t.stop_id, t.instrument, s.barcode,"
-                                     " t.host_test_id, t.state, t.reason, t.created, t.updated"
-                                     " FROM tests t LEFT JOIN specimens s ON s.id = t.specimen_id"
-                                     " WHERE t.id = ?1");
+    sqlite3_stmt *stmt =
+        db_prepare(db, "SELECT t.id, t.stop_id, t.instrument, s.barcode,"
+                       " t.host_test_id, t.state, t.reason, t.created, t.updated"
+                       " FROM tests t LEFT JOIN specimens s ON s.id = t.specimen_id"
+                       " WHERE t.id = ?1");
     json_t *obj = NULL;
 
     if (stmt == NULL) {
         return NULL;
     }
-    bind_texts(stmt, 1, &test_id);
+    db_bind_texts(stmt, 1, &test_id);
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         obj = json_object();
-        set_text_column(obj, "id", stmt, 0);
-        set_text_column(obj, "stop", stmt, 1);
-        set_text_column(obj, "instrument", stmt, 2);
-        set_text_column(obj, "specimen", stmt, 3);
+        db_set_text_column(obj, "id", stmt, 0);
+        db_set_text_column(obj, "stop", stmt, 1);
+        db_set_text_column(obj, "instrument", stmt, 2);
+        db_set_text_column(obj, "specimen", stmt, 3);
         json_object_set_new(obj, "host_test_id", json_integer(sqlite3_column_int64(stmt, 4)));
-        set_text_column(obj, "state", stmt, 5);
-        set_text_column(obj, "reason", stmt, 6);
-        set_text_column(obj, "created", stmt, 7);
-        set_text_column(obj, "updated", stmt, 8);
+        db_set_text_column(obj, "state", stmt, 5);
+        db_set_text_column(obj, "reason", stmt, 6);
+        db_set_text_column(obj, "created", stmt, 7);
+        db_set_text_column(obj, "updated", stmt, 8);
         json_t *result = result_json(db, test_id);
         if (result != NULL) {
             json_object_set_new(obj, "result", result);
@@ -1072,24 +1142,24 @@ json_t *db_test_json(sqlite3 *db, const char *test_id)
 
 static json_t *decision_json(sqlite3 *db, const char *stop_id)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT id, question, decision, rules, evidence, actions,"
-                                     " created FROM decisions WHERE stop_id = ?1"
-                                     " ORDER BY rowid DESC LIMIT 1");
+    sqlite3_stmt *stmt = db_prepare(db, "SELECT id, question, decision, rules, evidence, actions,"
+                                        " created FROM decisions WHERE stop_id = ?1"
+                                        " ORDER BY rowid DESC LIMIT 1");
     json_t *obj = NULL;
 
     if (stmt == NULL) {
         return NULL;
     }
-    bind_texts(stmt, 1, &stop_id);
+    db_bind_texts(stmt, 1, &stop_id);
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         obj = json_object();
-        set_text_column(obj, "id", stmt, 0);
-        set_text_column(obj, "question", stmt, 1);
-        set_text_column(obj, "decision", stmt, 2);
+        db_set_text_column(obj, "id", stmt, 0);
+        db_set_text_column(obj, "question", stmt, 1);
+        db_set_text_column(obj, "decision", stmt, 2);
         set_json_column(obj, "rules", stmt, 3);
         set_json_column(obj, "evidence", stmt, 4);
         set_json_column(obj, "actions", stmt, 5);
-        set_text_column(obj, "created", stmt, 6);
+        db_set_text_column(obj, "created", stmt, 6);
     }
     sqlite3_finalize(stmt);
     return obj;
@@ -1099,12 +1169,12 @@ static json_t *decision_json(sqlite3 *db, const char *stop_id)
 static void append_each(sqlite3 *db, const char *sql, const char *key, json_t *list,
                         json_t *(*make)(sqlite3 *, const char *))
 {
-    sqlite3_stmt *stmt = prepare(db, sql);
+    sqlite3_stmt *stmt = db_prepare(db, sql);
 
     if (stmt == NULL) {
         return;
     }
-    bind_texts(stmt, 1, &key);
+    db_bind_texts(stmt, 1, &key);
     while (sqlite3_step(stmt) == SQLITE_ROW) {
         json_t *item = make(db, (const char *)sqlite3_column_text(stmt, 0));
         if (item != NULL) {
@@ -1116,18 +1186,18 @@ static void append_each(sqlite3 *db, const char *sql, const char *key, json_t *l
 
 static json_t *notes_json(sqlite3 *db, const char *stop_id)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT kind, created FROM stop_notes WHERE stop_id = ?1"
-                                     " ORDER BY created, rowid");
+    sqlite3_stmt *stmt = db_prepare(db, "SELECT kind, created FROM stop_notes WHERE stop_id = ?1"
+                                        " ORDER BY created, rowid");
     json_t *list = json_array();
 
     if (stmt == NULL) {
         return list;
     }
-    bind_texts(stmt, 1, &stop_id);
+    db_bind_texts(stmt, 1, &stop_id);
     while (sqlite3_step(stmt) == SQLITE_ROW) {
         json_t *note = json_object();
-        set_text_column(note, "kind", stmt, 0);
-        set_text_column(note, "created", stmt, 1);
+        db_set_text_column(note, "kind", stmt, 0);
+        db_set_text_column(note, "created", stmt, 1);
         json_array_append_new(list, note);
     }
     sqlite3_finalize(stmt);
@@ -1136,26 +1206,26 @@ static json_t *notes_json(sqlite3 *db, const char *stop_id)
 
 json_t *db_stop_json(sqlite3 *db, const char *stop_id)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT id, subject_id, driving, opened FROM stops"
-                                     " WHERE id = ?1");
+    sqlite3_stmt *stmt = db_prepare(db, "SELECT id, subject_id, driving, opened FROM stops"
+                                        " WHERE id = ?1");
     json_t *obj = NULL;
 
     if (stmt == NULL) {
         return NULL;
     }
-    bind_texts(stmt, 1, &stop_id);
+    db_bind_texts(stmt, 1, &stop_id);
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         json_t *subject = subject_brief(db, (const char *)sqlite3_column_text(stmt, 1));
         json_t *tests = json_array();
         obj = json_object();
-        set_text_column(obj, "id", stmt, 0);
+        db_set_text_column(obj, "id", stmt, 0);
         if (subject != NULL) {
             json_object_del(subject, "number");
             json_object_del(subject, "created");
             json_object_set_new(obj, "subject", subject);
         }
         json_object_set_new(obj, "driving", json_boolean(sqlite3_column_int(stmt, 2)));
-        set_text_column(obj, "opened", stmt, 3);
+        db_set_text_column(obj, "opened", stmt, 3);
         append_each(db, "SELECT id FROM tests WHERE stop_id = ?1 ORDER BY rowid", stop_id, tests,
                     db_test_json);
         json_object_set_new(obj, "tests", tests);
@@ -1171,22 +1241,22 @@ json_t *db_stop_json(sqlite3 *db, const char *stop_id)
 
 static json_t *specimen_json(sqlite3 *db, const char *specimen_id)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT id, barcode, matrix, subject_id, stop_id, collected"
-                                     " FROM specimens WHERE id = ?1");
+    sqlite3_stmt *stmt = db_prepare(db, "SELECT id, barcode, matrix, subject_id, stop_id, collected"
+                                        " FROM specimens WHERE id = ?1");
     json_t *obj = NULL;
 
     if (stmt == NULL) {
         return NULL;
     }
-    bind_texts(stmt, 1, &specimen_id);
+    db_bind_texts(stmt, 1, &specimen_id);
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         obj = json_object();
-        set_text_column(obj, "id", stmt, 0);
-        set_text_column(obj, "barcode", stmt, 1);
-        set_text_column(obj, "matrix", stmt, 2);
-        set_text_column(obj, "subject", stmt, 3);
-        set_text_column(obj, "stop", stmt, 4);
-        set_text_column(obj, "collected", stmt, 5);
+        db_set_text_column(obj, "id", stmt, 0);
+        db_set_text_column(obj, "barcode", stmt, 1);
+        db_set_text_column(obj, "matrix", stmt, 2);
+        db_set_text_column(obj, "subject", stmt, 3);
+        db_set_text_column(obj, "stop", stmt, 4);
+        db_set_text_column(obj, "collected", stmt, 5);
     }
     sqlite3_finalize(stmt);
     return obj;
@@ -1217,13 +1287,13 @@ json_t *db_subject_json(sqlite3 *db, const char *subject_id, bool with_history)
 
 int db_specimen_collection_date(sqlite3 *db, const char *specimen_id)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT collected_date FROM specimens WHERE id = ?1");
+    sqlite3_stmt *stmt = db_prepare(db, "SELECT collected_date FROM specimens WHERE id = ?1");
     int date = 0;
 
     if (stmt == NULL) {
         return 0;
     }
-    bind_texts(stmt, 1, &specimen_id);
+    db_bind_texts(stmt, 1, &specimen_id);
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         date = sqlite3_column_int(stmt, 0);
     }
@@ -1233,14 +1303,14 @@ int db_specimen_collection_date(sqlite3 *db, const char *specimen_id)
 
 int db_result_exists(sqlite3 *db, const char *serial, uint32_t sequence, uint32_t host_test_id)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT 1 FROM results WHERE serial = ?1 AND sequence = ?2"
-                                     " AND host_test_id = ?3");
+    sqlite3_stmt *stmt = db_prepare(db, "SELECT 1 FROM results WHERE serial = ?1 AND sequence = ?2"
+                                        " AND host_test_id = ?3");
     int rc;
 
     if (stmt == NULL) {
         return -1;
     }
-    bind_texts(stmt, 1, &serial);
+    db_bind_texts(stmt, 1, &serial);
     sqlite3_bind_int64(stmt, 2, sequence);
     sqlite3_bind_int64(stmt, 3, host_test_id);
     rc = sqlite3_step(stmt);
@@ -1262,11 +1332,11 @@ int db_test_find_by_host_id(sqlite3 *db, const char *instrument, uint32_t host_t
              "%s WHERE instrument = ?1 AND host_test_id = ?2 AND state IN ('pending', 'running',"
              " 'interrupted')",
              test_columns);
-    stmt = prepare(db, sql);
+    stmt = db_prepare(db, sql);
     if (stmt == NULL) {
         return -1;
     }
-    bind_texts(stmt, 1, &instrument);
+    db_bind_texts(stmt, 1, &instrument);
     sqlite3_bind_int64(stmt, 2, host_test_id);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
@@ -1284,28 +1354,28 @@ int db_stop_note_add(sqlite3 *db, const char *stop_id, const char *kind, unsigne
     char now[TIMESTAMP_SIZE];
     sqlite3_stmt *stmt;
 
-    now_text(now);
-    stmt =
-        prepare(db, "INSERT INTO stop_notes (stop_id, kind, created, uid) VALUES (?1, ?2, ?3, ?4)");
+    db_now_text(now);
+    stmt = db_prepare(
+        db, "INSERT INTO stop_notes (stop_id, kind, created, uid) VALUES (?1, ?2, ?3, ?4)");
     if (stmt == NULL) {
         return -1;
     }
     const char *args[] = {stop_id, kind, now};
-    bind_texts(stmt, 3, args);
+    db_bind_texts(stmt, 3, args);
     sqlite3_bind_int64(stmt, 4, uid);
-    return run_stmt(db, stmt);
+    return db_run_stmt(db, stmt);
 }
 
 int db_specimen_busy_tests(sqlite3 *db, const char *specimen_id)
 {
-    sqlite3_stmt *stmt = prepare(db, "SELECT count(*) FROM tests WHERE specimen_id = ?1 AND"
-                                     " state IN ('pending', 'running', 'completed')");
+    sqlite3_stmt *stmt = db_prepare(db, "SELECT count(*) FROM tests WHERE specimen_id = ?1 AND"
+                                        " state IN ('pending', 'running', 'completed')");
     int count = -1;
 
     if (stmt == NULL) {
         return -1;
     }
-    bind_texts(stmt, 1, &specimen_id);
+    db_bind_texts(stmt, 1, &specimen_id);
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         count = sqlite3_column_int(stmt, 0);
     }

@@ -26,3 +26,18 @@ bool period_covers(int event, int years, int date)
 {
     return date >= event && date <= period_last_day(event, years);
 }
+
+int date_previous_day(int date)
+{
+    int year = date / 10000;
+    int month = date / 100 % 100;
+    int day = date % 100;
+
+    if (day > 1) {
+        return date - 1;
+    }
+    if (month == 1) {
+        return (year - 1) * 10000 + 1231;
+    }
+    return year * 10000 + (month - 1) * 100 + days_in_month(year, month - 1);
+}

@@ -18,4 +18,7 @@ int period_last_day(int event, int years);
  * (and not before the event). */
 bool period_covers(int event, int years, int date);
 
+/* Returns the day before date (YYYYMMDD). */
+int date_previous_day(int date);
+
 #endif

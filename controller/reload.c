@@ -1,9 +1,12 @@
-/* SIGHUP: the configuration file and the threshold set are read again.
+/* SIGHUP: the configuration file, the threshold set and the rules are read again.
  * Keys that can change under a running daemon take effect; the others are
  * logged with a request to restart, and keep their old values. */
 #include "controller/reload.h"
 
 #include "controller/db.h"
+#include "controller/db_licence.h"
+
+#include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +37,12 @@ static void reload_daemon_keys(struct config *current, const struct config *fres
     log_text_change("daemon.socket", current->socket_path, fresh->socket_path, false);
     log_text_change("daemon.socket_group", current->socket_group, fresh->socket_group, false);
     log_text_change("daemon.thresholds", current->thresholds, fresh->thresholds, true);
+    log_text_change("daemon.rules", current->rules, fresh->rules, true);
     log_text_change("daemon.timezone", current->timezone, fresh->timezone, true);
     log_number_change("daemon.max_clients", current->max_clients, fresh->max_clients);
     log_number_change("daemon.busy_timeout_ms", current->busy_timeout_ms, fresh->busy_timeout_ms);
     snprintf(current->thresholds, sizeof(current->thresholds), "%s", fresh->thresholds);
+    snprintf(current->rules, sizeof(current->rules), "%s", fresh->rules);
     snprintf(current->timezone, sizeof(current->timezone), "%s", fresh->timezone);
     current->max_clients = fresh->max_clients;
     current->busy_timeout_ms = fresh->busy_timeout_ms;
@@ -83,24 +88,42 @@ static void log_instrument_changes(const struct config *current, const struct co
     }
 }
 
-static void reload_thresholds(struct daemon *daemon)
+/* Replaces a threshold set or rule set in force and logs the change. */
+static void log_version_change(const char *what, const char *label, const char *old_version,
+                               const char *new_version)
 {
-    char err[512];
-    struct threshold_set set;
+    if (strcmp(old_version, new_version) != 0) {
+        log_msg(LOG_NOTICE, "%s '%s' version %.12s replaces version %.12s", what, label,
+                new_version, old_version[0] ? old_version : "(none)");
+    }
+}
 
-    if (thresholds_load(daemon->config.thresholds, &set, err, sizeof(err)) != 0) {
-        log_msg(LOG_ERR, "reload: %s; the threshold set in force stays", err);
-        return;
+int reload_rule_files(struct daemon *daemon, char *err, size_t err_size)
+{
+    struct threshold_set thresholds;
+    struct rule_set rules;
+
+    if (thresholds_load(daemon->config.thresholds, &thresholds, err, err_size) != 0) {
+        return -1;
     }
-    if (strcmp(set.version, daemon->thresholds.version) != 0) {
-        log_msg(LOG_NOTICE, "reload: threshold set '%s' version %.12s replaces version %.12s",
-                set.label, set.version, daemon->thresholds.version);
+    if (rules_load(daemon->config.rules, &rules, err, err_size) != 0) {
+        thresholds_free(&thresholds);
+        return -1;
     }
+    log_version_change("threshold set", thresholds.label, daemon->thresholds.version,
+                       thresholds.version);
+    log_version_change("rule set", rules.label, daemon->rules.version, rules.version);
     thresholds_free(&daemon->thresholds);
-    daemon->thresholds = set;
-    if (db_threshold_set_store(daemon->db, &daemon->thresholds) != 0) {
-        log_msg(LOG_ERR, "reload: storing the threshold set failed: %s", db_errmsg(daemon->db));
+    rules_free(&daemon->rules);
+    daemon->thresholds = thresholds;
+    daemon->rules = rules;
+    if (daemon->db != NULL && (db_threshold_set_store(daemon->db, &daemon->thresholds) != 0 ||
+                               db_rule_set_store(daemon->db, &daemon->rules) != 0)) {
+        snprintf(err, err_size, "storing the threshold set or rule set failed: %s",
+                 db_errmsg(daemon->db));
+        return -1;
     }
+    return 0;
 }
 
 void reload_configuration(struct daemon *daemon, const struct config *fresh)
@@ -113,5 +136,8 @@ void reload_configuration(struct daemon *daemon, const struct config *fresh)
         tzset();
         sqlite3_busy_timeout(daemon->db, daemon->config.busy_timeout_ms);
     }
-    reload_thresholds(daemon);
+    char err[512];
+    if (reload_rule_files(daemon, err, sizeof(err)) != 0) {
+        log_msg(LOG_ERR, "reload: %s; the threshold set and rules in force stay", err);
+    }
 }

@@ -1,6 +1,8 @@
 /* The daemon's UNIX socket: JSON Lines requests, responses and events. */
 #define _GNU_SOURCE
 #include "controller/daemon.h"
+
+#include "controller/roles.h"
 #include "version.h"
 
 #include <errno.h>
@@ -17,29 +19,7 @@
 #include <unistd.h>
 
 #define LISTEN_BACKLOG 16
-
-static int resolve_group(const char *name, gid_t *gid)
-{
-    char *end;
-    unsigned long long number;
-    struct group *entry;
-
-    errno = 0;
-    number = strtoull(name, &end, 10);
-    if (name[0] >= '0' && name[0] <= '9' && *end == '\0') {
-        if (errno != 0 || number >= (gid_t)-1) {
-            return -1;
-        }
-        *gid = (gid_t)number;
-        return 0;
-    }
-    entry = getgrnam(name);
-    if (entry == NULL) {
-        return -1;
-    }
-    *gid = entry->gr_gid;
-    return 0;
-}
+#define PEER_MAX_GROUPS 256
 
 /* Creates the socket's folder with mode 0711 when it does not exist. */
 static int make_socket_folder(const char *path, char *err, size_t err_size)
@@ -96,7 +76,7 @@ static int open_listener(const struct config *config, char *err, size_t err_size
     gid_t gid;
     int fd;
 
-    if (resolve_group(config->socket_group, &gid) != 0) {
+    if (group_resolve(config->socket_group, &gid) != 0) {
         snprintf(err, err_size,
                  "socket_group '%s' is not a group on this system; set "
                  "daemon.socket_group to an existing group name or number",
@@ -126,8 +106,34 @@ static int open_listener(const struct config *config, char *err, size_t err_size
     return fd;
 }
 
+/* Resolves the groups of each role. A group the configuration names must
+ * exist; a default group that does not exist leaves its role to root. */
+static int resolve_roles(struct daemon *daemon, char *err, size_t err_size)
+{
+    const struct config *config = &daemon->config;
+
+    for (int i = 0; i < ROLE_COUNT; i++) {
+        char reason[300];
+        if (roles_set_groups(&daemon->roles, i, config->role_groups[i], reason, sizeof(reason)) ==
+            0) {
+            continue;
+        }
+        if (config->roles_set & (1u << i)) {
+            snprintf(err, err_size, "[roles] %s: %s", role_name(i), reason);
+            return -1;
+        }
+        log_msg(LOG_WARNING, "%s; only root holds role %s (set roles.%s)", reason, role_name(i),
+                role_name(i));
+        daemon->roles.count[i] = 0;
+    }
+    return 0;
+}
+
 int server_listen(struct daemon *daemon, char *err, size_t err_size)
 {
+    if (resolve_roles(daemon, err, err_size) != 0) {
+        return -1;
+    }
     /* Under systemd socket activation the socket arrives as fd 3. */
     if (sd_listen_fds(1) == 1) {
         daemon->listen_fd = SD_LISTEN_FDS_START;
@@ -278,8 +284,51 @@ static void send_hello(struct daemon *daemon, struct client *client)
     json_t *hello = json_pack("{ss s{si si} ss ss ss}", "class", "hello", "protocol", "major",
                               PROTO_MAJOR, "minor", PROTO_MINOR, "server", "toxlabd", "version",
                               TOXLAB_VERSION, "lab", daemon->config.lab_id);
+    json_t *roles = json_array();
+
+    for (int i = 0; i < ROLE_COUNT; i++) {
+        if (client->roles & (1u << i)) {
+            json_array_append_new(roles, json_string(role_name(i)));
+        }
+    }
+    json_object_set_new(hello, "roles", roles);
 
     client_send(client, hello);
+}
+
+/* Returns the roles of a peer from its primary group and its supplementary
+ * groups: SO_PEERCRED carries only the primary one, SO_PEERGROUPS the rest
+ * (Linux 4.13 and later). */
+static unsigned peer_roles(const struct daemon *daemon, int fd, const struct ucred *peer)
+{
+    gid_t groups[PEER_MAX_GROUPS + 1];
+    socklen_t len = sizeof(gid_t) * PEER_MAX_GROUPS;
+    size_t count = 0;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups + 1, &len) == 0) {
+        count = len / sizeof(gid_t);
+    } else {
+        log_msg(LOG_WARNING,
+                "reading the groups of client pid %d failed: %s; only its primary "
+                "group counts",
+                (int)peer->pid, strerror(errno));
+    }
+    groups[0] = peer->gid;
+    return roles_of_peer(&daemon->roles, peer->uid, groups, count + 1);
+}
+
+/* Answers a peer that holds no role with an error in place of the hello. */
+static void reject_without_role(struct client *client)
+{
+    char message[200];
+
+    snprintf(message, sizeof(message),
+             "uid %u holds no toxlab role: none of its groups is named in [roles]; ask an "
+             "administrator to add it to a role's group",
+             (unsigned)client->uid);
+    log_msg(LOG_NOTICE, "client pid %d rejected: %s", (int)client->pid, message);
+    client_send(client, proto_error_response(0, PROTO_FORBIDDEN, message));
+    client->closing = true;
 }
 
 void server_accept(struct daemon *daemon)
@@ -307,15 +356,21 @@ void server_accept(struct daemon *daemon)
         return;
     }
     client->fd = fd;
+    client->uid = (uid_t)-1;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0) {
         client->pid = peer.pid;
         client->uid = peer.uid;
+        client->roles = peer_roles(daemon, fd, &peer);
     }
     proto_reader_init(&client->reader);
     client->next = daemon->clients;
     daemon->clients = client;
     daemon->client_count++;
     log_msg(LOG_DEBUG, "client connected: pid %d, uid %u", (int)client->pid, (unsigned)client->uid);
+    if (client->roles == 0) {
+        reject_without_role(client);
+        return;
+    }
     send_hello(daemon, client);
 }
 

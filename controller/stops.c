@@ -3,6 +3,7 @@
  * before any client hears of it. */
 #include "controller/daemon.h"
 
+#include "controller/commands.h"
 #include "controller/db.h"
 #include "controller/timefmt.h"
 #include "protocol/subject_id.h"
@@ -14,56 +15,6 @@
 
 #define HOST_ID_ATTEMPTS 16
 
-struct request {
-    struct daemon *daemon;
-    struct client *client;
-    json_int_t id;
-    json_t *args;
-};
-
-static json_t *fail(const struct request *req, enum proto_error code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static json_t *fail(const struct request *req, enum proto_error code, const char *fmt, ...)
-{
-    char message[512];
-    va_list args;
-
-    va_start(args, fmt);
-    vsnprintf(message, sizeof(message), fmt, args);
-    va_end(args);
-    return proto_error_response(req->id, code, message);
-}
-
-static json_t *storage_failure(const struct request *req, const char *what)
-{
-    log_msg(LOG_ERR, "storing %s failed: %s", what, db_errmsg(req->daemon->db));
-    db_rollback(req->daemon->db);
-    return fail(req, PROTO_STORAGE, "storing %s failed: %s; nothing was stored", what,
-                db_errmsg(req->daemon->db));
-}
-
-static json_t *ok_with(const struct request *req, const char *cls, json_t *payload)
-{
-    json_t *response = proto_ok_response(req->id, cls);
-
-    json_object_set_new(response, cls, payload);
-    return response;
-}
-
-/* Returns the string argument `name`, or NULL when it is missing or empty. */
-static const char *arg_string(const struct request *req, const char *name)
-{
-    const char *value = json_string_value(json_object_get(req->args, name));
-
-    return value && value[0] ? value : NULL;
-}
-
-static int today(void)
-{
-    return time_local_date(time_realtime_ms());
-}
-
 struct instrument *daemon_find_instrument(struct daemon *daemon, const char *id)
 {
     for (size_t i = 0; i < daemon->instrument_count; i++) {
@@ -74,46 +25,18 @@ struct instrument *daemon_find_instrument(struct daemon *daemon, const char *id)
     return NULL;
 }
 
-/* Parses the "subject" argument and looks it up. Returns NULL, or the error
- * response. With `registered`, a subject that is not stored is an error. */
-static json_t *find_subject(const struct request *req, struct subject_id *subject,
-                            char id[RECORD_ID_SIZE], bool registered)
-{
-    const char *text = arg_string(req, "subject");
-    char err[160];
-
-    if (text == NULL) {
-        return fail(req, PROTO_INVALID_ARGUMENT, "missing argument 'subject'");
-    }
-    if (subject_id_parse(text, today(), subject, err, sizeof(err)) != 0) {
-        return fail(req, PROTO_INVALID_ARGUMENT, "invalid subject ID: %s", err);
-    }
-    int found = db_subject_find(req->daemon->db, subject, id);
-    if (found < 0) {
-        return storage_failure(req, "the subject lookup");
-    }
-    if (!found && registered) {
-        char masked[SUBJECT_MASKED_MAX];
-        subject_id_mask(subject->number, masked, sizeof(masked));
-        return fail(req, PROTO_NOT_FOUND,
-                    "subject %s:%s not found; register it with 'toxlab subject add'", subject->type,
-                    masked);
-    }
-    return NULL;
-}
-
-static json_t *cmd_subject_add(const struct request *req)
+json_t *cmd_subject_add(const struct request *req)
 {
     struct subject_id subject;
     char id[RECORD_ID_SIZE];
     bool existed = false;
-    json_t *error = find_subject(req, &subject, id, false);
+    json_t *error = req_find_subject(req, &subject, id, false);
 
     if (error != NULL) {
         return error;
     }
     if (db_subject_add(req->daemon->db, req->daemon->config.lab_id, &subject, id, &existed) != 0) {
-        return storage_failure(req, "the subject");
+        return req_storage_failure(req, "the subject");
     }
     json_t *obj = db_subject_json(req->daemon->db, id, false);
     json_object_set_new(obj, "existed", json_boolean(existed));
@@ -121,21 +44,21 @@ static json_t *cmd_subject_add(const struct request *req)
         log_msg(LOG_INFO, "subject %s registered (%s)", id,
                 json_string_value(json_object_get(obj, "masked")));
     }
-    return ok_with(req, "subject", obj);
+    return req_ok(req, "subject", obj);
 }
 
-static json_t *cmd_subject_show(const struct request *req)
+json_t *cmd_subject_show(const struct request *req)
 {
     /* TODO: page the history; a subject with hundreds of stops exceeds the
      * 64 KiB line limit and gets an internal error instead of the history. */
     struct subject_id subject;
     char id[RECORD_ID_SIZE];
-    json_t *error = find_subject(req, &subject, id, true);
+    json_t *error = req_find_subject(req, &subject, id, true);
 
     if (error != NULL) {
         return error;
     }
-    return ok_with(req, "subject", db_subject_json(req->daemon->db, id, true));
+    return req_ok(req, "subject", db_subject_json(req->daemon->db, id, true));
 }
 
 static bool valid_matrix(const char *matrix)
@@ -170,30 +93,31 @@ static bool valid_barcode(const char *barcode)
 static json_t *check_specimen_args(const struct request *req, const char *barcode,
                                    const char *matrix, int64_t *collected_ms)
 {
-    const char *collected = arg_string(req, "collected");
+    const char *collected = req_string(req, "collected");
 
     if (barcode == NULL || !valid_barcode(barcode)) {
-        return fail(req, PROTO_INVALID_ARGUMENT,
-                    "invalid or missing barcode: use 1 to 63 letters, digits, '-', '_' or '.'");
+        return req_fail(req, PROTO_INVALID_ARGUMENT,
+                        "invalid or missing barcode: use 1 to 63 letters, digits, '-', '_' or '.'");
     }
     if (matrix == NULL || !valid_matrix(matrix)) {
-        return fail(req, PROTO_INVALID_ARGUMENT,
-                    "invalid or missing matrix: use oral-fluid, hair, blood, urine or breath");
+        return req_fail(req, PROTO_INVALID_ARGUMENT,
+                        "invalid or missing matrix: use oral-fluid, hair, blood, urine or breath");
     }
     *collected_ms = time_realtime_ms();
     if (collected != NULL && time_parse_rfc3339(collected, collected_ms) != 0) {
-        return fail(req, PROTO_INVALID_ARGUMENT,
-                    "invalid collection time '%s': use RFC 3339, e.g. 2026-12-04T09:30:00+08:00",
-                    collected);
+        return req_fail(
+            req, PROTO_INVALID_ARGUMENT,
+            "invalid collection time '%s': use RFC 3339, e.g. 2026-12-04T09:30:00+08:00",
+            collected);
     }
     if (*collected_ms > time_realtime_ms() + 60000) {
-        return fail(req, PROTO_INVALID_ARGUMENT, "collection time '%s' is in the future",
-                    collected);
+        return req_fail(req, PROTO_INVALID_ARGUMENT, "collection time '%s' is in the future",
+                        collected);
     }
     return NULL;
 }
 
-static json_t *cmd_specimen_add(const struct request *req)
+json_t *cmd_specimen_add(const struct request *req)
 {
     struct daemon *daemon = req->daemon;
     struct subject_id subject;
@@ -201,11 +125,11 @@ static json_t *cmd_specimen_add(const struct request *req)
     char stop_id[RECORD_ID_SIZE] = "";
     char id[RECORD_ID_SIZE];
     struct specimen_row existing;
-    const char *barcode = arg_string(req, "barcode");
-    const char *matrix = arg_string(req, "matrix");
-    const char *stop = arg_string(req, "stop");
+    const char *barcode = req_string(req, "barcode");
+    const char *matrix = req_string(req, "matrix");
+    const char *stop = req_string(req, "stop");
     int64_t collected_ms;
-    json_t *error = find_subject(req, &subject, subject_id, true);
+    json_t *error = req_find_subject(req, &subject, subject_id, true);
 
     if (error == NULL) {
         error = check_specimen_args(req, barcode, matrix, &collected_ms);
@@ -215,15 +139,16 @@ static json_t *cmd_specimen_add(const struct request *req)
     }
     int found = db_specimen_by_barcode(daemon->db, barcode, &existing);
     if (found != 0) {
-        return found < 0 ? storage_failure(req, "the specimen lookup")
-                         : fail(req, PROTO_CONFLICT, "barcode %s is already registered", barcode);
+        return found < 0
+                   ? req_storage_failure(req, "the specimen lookup")
+                   : req_fail(req, PROTO_CONFLICT, "barcode %s is already registered", barcode);
     }
     if (stop != NULL) {
         int belongs = db_stop_belongs_to(daemon->db, stop, subject_id);
         if (belongs <= 0) {
             return belongs < 0
-                       ? storage_failure(req, "the stop lookup")
-                       : fail(req, PROTO_NOT_FOUND, "stop %s of this subject not found", stop);
+                       ? req_storage_failure(req, "the stop lookup")
+                       : req_fail(req, PROTO_NOT_FOUND, "stop %s of this subject not found", stop);
         }
         snprintf(stop_id, sizeof(stop_id), "%s", stop);
     }
@@ -233,10 +158,10 @@ static json_t *cmd_specimen_add(const struct request *req)
         db_specimen_add(daemon->db, daemon->config.lab_id, subject_id, barcode, matrix, stop_id,
                         collected_ms, id) != 0 ||
         db_commit(daemon->db) != 0) {
-        return storage_failure(req, "the specimen");
+        return req_storage_failure(req, "the specimen");
     }
     log_msg(LOG_INFO, "specimen %s (%s) registered as %s in stop %s", barcode, matrix, id, stop_id);
-    return ok_with(req, "specimen", db_specimen_json(daemon->db, id));
+    return req_ok(req, "specimen", db_specimen_json(daemon->db, id));
 }
 
 /* Resolves the instruments argument into free, online instruments. */
@@ -248,11 +173,12 @@ static json_t *pick_instruments(const struct request *req, struct instrument **p
     json_t *item;
 
     if (!json_is_array(list) || json_array_size(list) == 0) {
-        return fail(req, PROTO_INVALID_ARGUMENT, "missing argument 'instruments' (a list of IDs)");
+        return req_fail(req, PROTO_INVALID_ARGUMENT,
+                        "missing argument 'instruments' (a list of IDs)");
     }
     if (json_array_size(list) > CONFIG_MAX_INSTRUMENTS) {
-        return fail(req, PROTO_INVALID_ARGUMENT, "more than %d instruments",
-                    CONFIG_MAX_INSTRUMENTS);
+        return req_fail(req, PROTO_INVALID_ARGUMENT, "more than %d instruments",
+                        CONFIG_MAX_INSTRUMENTS);
     }
     *count = 0;
     json_array_foreach(list, index, item)
@@ -260,23 +186,23 @@ static json_t *pick_instruments(const struct request *req, struct instrument **p
         const char *name = json_string_value(item);
         struct instrument *inst = name ? daemon_find_instrument(req->daemon, name) : NULL;
         if (inst == NULL) {
-            return fail(req, PROTO_NOT_FOUND,
-                        "instrument %s not found; 'toxlab instruments' "
-                        "lists the configured ones",
-                        name ? name : "(not a string)");
+            return req_fail(req, PROTO_NOT_FOUND,
+                            "instrument %s not found; 'toxlab instruments' "
+                            "lists the configured ones",
+                            name ? name : "(not a string)");
         }
         for (size_t i = 0; i < *count; i++) {
             if (picked[i] == inst) {
-                return fail(req, PROTO_INVALID_ARGUMENT, "instrument %s is named twice", name);
+                return req_fail(req, PROTO_INVALID_ARGUMENT, "instrument %s is named twice", name);
             }
         }
         if (!inst->online) {
-            return fail(req, PROTO_INSTRUMENT_OFFLINE, "instrument %s is offline: %s", name,
-                        inst->last_error[0] ? inst->last_error : "not identified yet");
+            return req_fail(req, PROTO_INSTRUMENT_OFFLINE, "instrument %s is offline: %s", name,
+                            inst->last_error[0] ? inst->last_error : "not identified yet");
         }
         if (inst->test_id[0] != '\0') {
-            return fail(req, PROTO_INSTRUMENT_BUSY, "instrument %s is running test %s", name,
-                        inst->test_id);
+            return req_fail(req, PROTO_INSTRUMENT_BUSY, "instrument %s is running test %s", name,
+                            inst->test_id);
         }
         picked[(*count)++] = inst;
     }
@@ -288,7 +214,7 @@ static json_t *pick_instruments(const struct request *req, struct instrument **p
 static json_t *pick_specimen(const struct request *req, const char *subject_id,
                              struct instrument **picked, size_t count, struct specimen_row *row)
 {
-    const char *barcode = arg_string(req, "specimen");
+    const char *barcode = req_string(req, "specimen");
     const char *matrix = NULL;
     int found;
 
@@ -297,39 +223,40 @@ static json_t *pick_specimen(const struct request *req, const char *subject_id,
         matrix = picked[i]->ops->specimen_matrix;
     }
     if (matrix == NULL) {
-        return barcode
-                   ? fail(req, PROTO_INVALID_ARGUMENT, "none of the instruments takes a specimen")
-                   : NULL;
+        return barcode ? req_fail(req, PROTO_INVALID_ARGUMENT,
+                                  "none of the instruments takes a specimen")
+                       : NULL;
     }
     found = barcode ? db_specimen_by_barcode(req->daemon->db, barcode, row)
                     : db_specimen_newest_untested(req->daemon->db, subject_id, matrix, row);
     if (found < 0) {
-        return storage_failure(req, "the specimen lookup");
+        return req_storage_failure(req, "the specimen lookup");
     }
     if (!found) {
-        return barcode ? fail(req, PROTO_NOT_FOUND, "specimen %s not found", barcode)
-                       : fail(req, PROTO_INVALID_ARGUMENT,
-                              "the subject has no untested %s specimen; register one with "
-                              "'toxlab specimen add'",
-                              matrix);
+        return barcode ? req_fail(req, PROTO_NOT_FOUND, "specimen %s not found", barcode)
+                       : req_fail(req, PROTO_INVALID_ARGUMENT,
+                                  "the subject has no untested %s specimen; register one with "
+                                  "'toxlab specimen add'",
+                                  matrix);
     }
     if (strcmp(row->subject_id, subject_id) != 0) {
-        return fail(req, PROTO_CONFLICT, "specimen %s belongs to another subject", row->barcode);
+        return req_fail(req, PROTO_CONFLICT, "specimen %s belongs to another subject",
+                        row->barcode);
     }
     int busy = db_specimen_busy_tests(req->daemon->db, row->id);
     if (busy != 0) {
-        return busy < 0 ? storage_failure(req, "the specimen lookup")
-                        : fail(req, PROTO_CONFLICT,
-                               "specimen %s already has a pending, running or completed test; "
-                               "register a new specimen for a new test",
-                               row->barcode);
+        return busy < 0 ? req_storage_failure(req, "the specimen lookup")
+                        : req_fail(req, PROTO_CONFLICT,
+                                   "specimen %s already has a pending, running or completed test; "
+                                   "register a new specimen for a new test",
+                                   row->barcode);
     }
     for (size_t i = 0; i < count; i++) {
         const char *wanted = picked[i]->ops->specimen_matrix;
         if (wanted != NULL && strcmp(wanted, row->matrix) != 0) {
-            return fail(req, PROTO_INVALID_ARGUMENT,
-                        "instrument %s takes %s, but specimen %s is %s", picked[i]->config->id,
-                        wanted, row->barcode, row->matrix);
+            return req_fail(req, PROTO_INVALID_ARGUMENT,
+                            "instrument %s takes %s, but specimen %s is %s", picked[i]->config->id,
+                            wanted, row->barcode, row->matrix);
         }
     }
     return NULL;
@@ -399,7 +326,7 @@ static void send_start(struct daemon *daemon, struct instrument *inst, const cha
     line_command(&inst->line, LINE_CMD_START, host_id);
 }
 
-static json_t *cmd_test_start(const struct request *req)
+json_t *cmd_test_start(const struct request *req)
 {
     struct daemon *daemon = req->daemon;
     struct subject_id subject;
@@ -411,7 +338,7 @@ static json_t *cmd_test_start(const struct request *req)
     char test_ids[CONFIG_MAX_INSTRUMENTS][RECORD_ID_SIZE];
     uint32_t host_ids[CONFIG_MAX_INSTRUMENTS] = {0};
     bool driving = json_is_true(json_object_get(req->args, "driving"));
-    json_t *error = find_subject(req, &subject, subject_id, true);
+    json_t *error = req_find_subject(req, &subject, subject_id, true);
 
     if (error == NULL) {
         error = pick_instruments(req, picked, &count);
@@ -424,7 +351,7 @@ static json_t *cmd_test_start(const struct request *req)
     }
     if (write_tests(daemon, subject_id, &specimen, driving, picked, count, stop_id, test_ids,
                     host_ids) != 0) {
-        return storage_failure(req, "the stop and its tests");
+        return req_storage_failure(req, "the stop and its tests");
     }
     for (size_t i = 0; i < count; i++) {
         send_start(daemon, picked[i], stop_id, test_ids[i], host_ids[i]);
@@ -432,22 +359,22 @@ static json_t *cmd_test_start(const struct request *req)
     if (json_is_true(json_object_get(req->args, "watch"))) {
         client_watch(req->client, stop_id);
     }
-    return ok_with(req, "stop", db_stop_json(daemon->db, stop_id));
+    return req_ok(req, "stop", db_stop_json(daemon->db, stop_id));
 }
 
 static json_t *load_test(const struct request *req, struct test_row *row)
 {
-    const char *id = arg_string(req, "test");
+    const char *id = req_string(req, "test");
     int found;
 
     if (id == NULL) {
-        return fail(req, PROTO_INVALID_ARGUMENT, "missing argument 'test'");
+        return req_fail(req, PROTO_INVALID_ARGUMENT, "missing argument 'test'");
     }
     found = db_test_get(req->daemon->db, id, row);
     if (found < 0) {
-        return storage_failure(req, "the test lookup");
+        return req_storage_failure(req, "the test lookup");
     }
-    return found ? NULL : fail(req, PROTO_NOT_FOUND, "test %s not found", id);
+    return found ? NULL : req_fail(req, PROTO_NOT_FOUND, "test %s not found", id);
 }
 
 static bool test_open(const struct test_row *row)
@@ -455,19 +382,19 @@ static bool test_open(const struct test_row *row)
     return strcmp(row->state, "pending") == 0 || strcmp(row->state, "running") == 0;
 }
 
-static json_t *cmd_test_show(const struct request *req)
+json_t *cmd_test_show(const struct request *req)
 {
     struct test_row row;
     json_t *error = load_test(req, &row);
 
-    return error ? error : ok_with(req, "test", db_test_json(req->daemon->db, row.id));
+    return error ? error : req_ok(req, "test", db_test_json(req->daemon->db, row.id));
 }
 
 static void end_test(struct daemon *daemon, struct instrument *inst, const char *state,
                      const char *reason);
 static json_t *test_ended_event(struct daemon *daemon, const char *stop_id, const char *test_id);
 
-static json_t *cmd_test_watch(const struct request *req)
+json_t *cmd_test_watch(const struct request *req)
 {
     struct test_row row;
     json_t *error = load_test(req, &row);
@@ -475,7 +402,7 @@ static json_t *cmd_test_watch(const struct request *req)
     if (error != NULL) {
         return error;
     }
-    json_t *response = ok_with(req, "test", db_test_json(req->daemon->db, row.id));
+    json_t *response = req_ok(req, "test", db_test_json(req->daemon->db, row.id));
     if (test_open(&row)) {
         client_watch(req->client, row.id);
         return response;
@@ -486,7 +413,7 @@ static json_t *cmd_test_watch(const struct request *req)
     return NULL;
 }
 
-static json_t *cmd_test_abort(const struct request *req)
+json_t *cmd_test_abort(const struct request *req)
 {
     struct test_row row;
     json_t *error = load_test(req, &row);
@@ -495,12 +422,12 @@ static json_t *cmd_test_abort(const struct request *req)
         return error;
     }
     if (!test_open(&row)) {
-        return fail(req, PROTO_CONFLICT, "test %s has already ended (%s)", row.id, row.state);
+        return req_fail(req, PROTO_CONFLICT, "test %s has already ended (%s)", row.id, row.state);
     }
     struct instrument *inst = daemon_find_instrument(req->daemon, row.instrument);
     if (inst == NULL || strcmp(inst->test_id, row.id) != 0) {
         if (db_test_set_state(req->daemon->db, row.id, "aborted", "aborted by the officer") != 0) {
-            return storage_failure(req, "the abort");
+            return req_storage_failure(req, "the abort");
         }
     } else {
         line_command(&inst->line, LINE_CMD_ABORT, inst->host_test_id);
@@ -508,13 +435,13 @@ static json_t *cmd_test_abort(const struct request *req)
     }
     log_msg(LOG_INFO, "%s: test %s aborted (client pid %d)", row.instrument, row.id,
             (int)req->client->pid);
-    return ok_with(req, "test", db_test_json(req->daemon->db, row.id));
+    return req_ok(req, "test", db_test_json(req->daemon->db, row.id));
 }
 
 static void end_with_refusal(struct daemon *daemon, struct instrument *inst);
 static int decide_if_ended(struct daemon *daemon, const char *stop_id);
 
-static json_t *cmd_test_refuse(const struct request *req)
+json_t *cmd_test_refuse(const struct request *req)
 {
     struct test_row row;
     json_t *error = load_test(req, &row);
@@ -524,44 +451,45 @@ static json_t *cmd_test_refuse(const struct request *req)
     }
     struct instrument *inst = daemon_find_instrument(req->daemon, row.instrument);
     if (inst == NULL || inst->ops->refusal_step == NULL) {
-        return fail(req, PROTO_CONFLICT,
-                    "test %s runs on %s, which records no refusal; use 'toxlab test abort'", row.id,
-                    row.instrument);
+        return req_fail(req, PROTO_CONFLICT,
+                        "test %s runs on %s, which records no refusal; use 'toxlab test abort'",
+                        row.id, row.instrument);
     }
     if (!test_open(&row) || strcmp(inst->test_id, row.id) != 0) {
-        return fail(req, PROTO_CONFLICT, "test %s is not running (%s)", row.id, row.state);
+        return req_fail(req, PROTO_CONFLICT, "test %s is not running (%s)", row.id, row.state);
     }
     /* NOTE: the step is the one of the last poll, so a blow that began within
      * the last poll interval is not seen yet. */
     if (strcmp(inst->step, inst->ops->refusal_step) != 0) {
-        return fail(req, PROTO_CONFLICT,
-                    "test %s is in step %s: a refusal is recorded only while the analyzer "
-                    "requests a blow; use 'toxlab test abort' to stop the test",
-                    row.id, inst->step[0] ? inst->step : "(not polled yet)");
+        return req_fail(req, PROTO_CONFLICT,
+                        "test %s is in step %s: a refusal is recorded only while the analyzer "
+                        "requests a blow; use 'toxlab test abort' to stop the test",
+                        row.id, inst->step[0] ? inst->step : "(not polled yet)");
     }
     line_command(&inst->line, LINE_CMD_ABORT, inst->host_test_id);
     end_with_refusal(req->daemon, inst);
     log_msg(LOG_INFO, "%s: test %s: refusal recorded (client pid %d)", row.instrument, row.id,
             (int)req->client->pid);
-    return ok_with(req, "test", db_test_json(req->daemon->db, row.id));
+    return req_ok(req, "test", db_test_json(req->daemon->db, row.id));
 }
 
-static json_t *cmd_stop_note(const struct request *req)
+json_t *cmd_stop_note(const struct request *req)
 {
     struct daemon *daemon = req->daemon;
-    const char *stop = arg_string(req, "stop");
-    const char *kind = arg_string(req, "kind");
+    const char *stop = req_string(req, "stop");
+    const char *kind = req_string(req, "kind");
     int ended = -1;
 
     if (stop == NULL) {
-        return fail(req, PROTO_INVALID_ARGUMENT, "missing argument 'stop'");
+        return req_fail(req, PROTO_INVALID_ARGUMENT, "missing argument 'stop'");
     }
     if (kind == NULL || (strcmp(kind, "dispute") != 0 && strcmp(kind, "crash") != 0)) {
-        return fail(req, PROTO_INVALID_ARGUMENT, "invalid or missing kind: use dispute or crash");
+        return req_fail(req, PROTO_INVALID_ARGUMENT,
+                        "invalid or missing kind: use dispute or crash");
     }
     json_t *current = db_stop_json(daemon->db, stop);
     if (current == NULL) {
-        return fail(req, PROTO_NOT_FOUND, "stop %s not found", stop);
+        return req_fail(req, PROTO_NOT_FOUND, "stop %s not found", stop);
     }
     json_decref(current);
     if (db_begin(daemon->db) == 0 &&
@@ -569,22 +497,23 @@ static json_t *cmd_stop_note(const struct request *req)
         ended = decide_if_ended(daemon, stop);
     }
     if (ended < 0 || db_commit(daemon->db) != 0) {
-        return storage_failure(req, "the note");
+        return req_storage_failure(req, "the note");
     }
     log_msg(LOG_INFO, "stop %s: %s noted (client pid %d)", stop, kind, (int)req->client->pid);
-    return ok_with(req, "stop", db_stop_json(daemon->db, stop));
+    return req_ok(req, "stop", db_stop_json(daemon->db, stop));
 }
 
-static json_t *cmd_stop_show(const struct request *req)
+json_t *cmd_stop_show(const struct request *req)
 {
-    const char *id = arg_string(req, "stop");
+    const char *id = req_string(req, "stop");
     json_t *stop;
 
     if (id == NULL) {
-        return fail(req, PROTO_INVALID_ARGUMENT, "missing argument 'stop'");
+        return req_fail(req, PROTO_INVALID_ARGUMENT, "missing argument 'stop'");
     }
     stop = db_stop_json(req->daemon->db, id);
-    return stop ? ok_with(req, "stop", stop) : fail(req, PROTO_NOT_FOUND, "stop %s not found", id);
+    return stop ? req_ok(req, "stop", stop)
+                : req_fail(req, PROTO_NOT_FOUND, "stop %s not found", id);
 }
 
 static json_t *instrument_json(const struct instrument *inst)
@@ -623,104 +552,14 @@ static json_t *instrument_json(const struct instrument *inst)
     return obj;
 }
 
-static json_t *cmd_instruments(const struct request *req)
+json_t *cmd_instruments(const struct request *req)
 {
     json_t *list = json_array();
 
     for (size_t i = 0; i < req->daemon->instrument_count; i++) {
         json_array_append_new(list, instrument_json(&req->daemon->instruments[i]));
     }
-    return ok_with(req, "instruments", list);
-}
-
-/* Each command with its arguments: "name:type" separated by spaces, the
- * type being s (string), b (boolean) or a (array of strings). */
-static const struct {
-    const char *name;
-    json_t *(*run)(const struct request *req);
-    const char *args;
-} commands[] = {
-    {"subject.add", cmd_subject_add, "subject:s"},
-    {"subject.show", cmd_subject_show, "subject:s"},
-    {"specimen.add", cmd_specimen_add, "subject:s barcode:s matrix:s stop:s collected:s"},
-    {"test.start", cmd_test_start, "subject:s instruments:a specimen:s driving:b watch:b"},
-    {"test.watch", cmd_test_watch, "test:s"},
-    {"test.abort", cmd_test_abort, "test:s"},
-    {"test.show", cmd_test_show, "test:s"},
-    {"test.refuse", cmd_test_refuse, "test:s"},
-    {"stop.note", cmd_stop_note, "stop:s kind:s"},
-    {"stop.show", cmd_stop_show, "stop:s"},
-    {"instruments", cmd_instruments, ""},
-};
-
-/* Returns the type letter of argument `name` in spec, or 0 when it has none. */
-static char arg_type(const char *spec, const char *name)
-{
-    size_t len = strlen(name);
-
-    for (const char *p = spec; *p != '\0';) {
-        const char *colon = strchr(p, ':');
-        if (colon == NULL) {
-            break;
-        }
-        if ((size_t)(colon - p) == len && strncmp(p, name, len) == 0) {
-            return colon[1];
-        }
-        p = colon + 2;
-        while (*p == ' ') {
-            p++;
-        }
-    }
-    return 0;
-}
-
-static const char *arg_type_name(char type)
-{
-    if (type == 's') {
-        return "a string";
-    }
-    if (type == 'b') {
-        return "a boolean";
-    }
-    return "a list of strings";
-}
-
-/* Checks every argument against the command's spec; returns NULL or the error. */
-static json_t *check_args(const struct request *req, const char *cmd, const char *spec)
-{
-    const char *key;
-    json_t *value;
-
-    json_object_foreach(req->args, key, value)
-    {
-        char type = arg_type(spec, key);
-        bool ok = (type == 's' && json_is_string(value)) ||
-                  (type == 'b' && json_is_boolean(value)) || (type == 'a' && json_is_array(value));
-        if (type == 0) {
-            return fail(req, PROTO_INVALID_ARGUMENT, "unknown argument '%.64s' for %s", key, cmd);
-        }
-        if (!ok) {
-            return fail(req, PROTO_INVALID_ARGUMENT, "argument '%.64s' must be %s", key,
-                        arg_type_name(type));
-        }
-    }
-    return NULL;
-}
-
-json_t *command_dispatch(struct daemon *daemon, struct client *client, json_int_t id,
-                         const char *cmd, json_t *args)
-{
-    struct request req = {daemon, client, id, args};
-
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(commands[i].name, cmd) == 0) {
-            log_msg(LOG_DEBUG, "client pid %d uid %u: %s", (int)client->pid, (unsigned)client->uid,
-                    cmd);
-            json_t *error = check_args(&req, cmd, commands[i].args);
-            return error ? error : commands[i].run(&req);
-        }
-    }
-    return fail(&req, PROTO_UNKNOWN_COMMAND, "unknown command '%s'", cmd);
+    return req_ok(req, "instruments", list);
 }
 
 /* Builds the test-ended event: the test's state, reason and result. */
@@ -828,7 +667,7 @@ static int commit_result(struct daemon *daemon, struct instrument *inst,
         .timezone = daemon->config.timezone,
         .collection_date = test.specimen_id[0]
                                ? db_specimen_collection_date(daemon->db, test.specimen_id)
-                               : today(),
+                               : req_today(),
     };
     if (db_begin(daemon->db) == 0 && db_result_store(daemon->db, daemon->config.lab_id, &test,
                                                      result, &context, result_id) == 0) {

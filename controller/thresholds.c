@@ -1,9 +1,9 @@
 #include "controller/thresholds.h"
 
 #include "controller/timefmt.h"
+#include "controller/tsv.h"
 #include "protocol/decimal.h"
 
-#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,32 +48,6 @@ static bool in_list(const char *value, const char *const *list, size_t count)
     return false;
 }
 
-/* Splits line at tabs into at most max fields; returns the count. */
-static size_t split_tabs(char *line, char **fields, size_t max)
-{
-    size_t count = 0;
-
-    while (count < max) {
-        fields[count++] = line;
-        char *tab = strchr(line, '\t');
-        if (tab == NULL) {
-            break;
-        }
-        *tab = '\0';
-        line = tab + 1;
-    }
-    return count;
-}
-
-static int copy_field(char *field, size_t size, const char *value)
-{
-    if (value[0] == '\0' || strlen(value) >= size) {
-        return -1;
-    }
-    snprintf(field, size, "%s", value);
-    return 0;
-}
-
 /* Fills row from the fields of one line; returns NULL or the failed check. */
 static const char *parse_row(char **fields, struct threshold_row *row)
 {
@@ -86,27 +60,27 @@ static const char *parse_row(char **fields, struct threshold_row *row)
     if (!in_list(fields[1], tiers, sizeof(tiers) / sizeof(tiers[0]))) {
         return "unknown tier (use screen or confirm)";
     }
-    if (copy_field(row->matrix, sizeof(row->matrix), fields[0]) != 0 ||
-        copy_field(row->tier, sizeof(row->tier), fields[1]) != 0 ||
-        copy_field(row->analyte, sizeof(row->analyte), fields[2]) != 0) {
+    if (tsv_copy(row->matrix, sizeof(row->matrix), fields[0]) != 0 ||
+        tsv_copy(row->tier, sizeof(row->tier), fields[1]) != 0 ||
+        tsv_copy(row->analyte, sizeof(row->analyte), fields[2]) != 0) {
         return "empty or too long analyte name";
     }
     if (decimal_parse(fields[3], &row->cutoff_micro) != 0 ||
-        copy_field(row->cutoff_text, sizeof(row->cutoff_text), fields[3]) != 0) {
+        tsv_copy(row->cutoff_text, sizeof(row->cutoff_text), fields[3]) != 0) {
         return "cutoff is not a decimal number";
     }
     if (row->cutoff_micro < 0) {
         return "negative cutoff";
     }
     if (unit_lookup(fields[4], &family, &factor) != 0 ||
-        copy_field(row->unit, sizeof(row->unit), fields[4]) != 0) {
+        tsv_copy(row->unit, sizeof(row->unit), fields[4]) != 0) {
         return "unknown unit (use ng/mL, ug/L, µg/L, ng/mg, pg/mg or mg/100mL)";
     }
     row->effective = time_parse_date(fields[5]);
     if (row->effective == 0) {
         return "effective date is not YYYY-MM-DD";
     }
-    if (copy_field(row->source, sizeof(row->source), fields[6]) != 0) {
+    if (tsv_copy(row->source, sizeof(row->source), fields[6]) != 0) {
         return "missing or too long source";
     }
     return NULL;
@@ -144,30 +118,6 @@ static void append_canonical(struct threshold_set *set, size_t *used,
     set->canonical[*used] = '\0';
 }
 
-static void compute_version(struct threshold_set *set)
-{
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
-
-    EVP_Digest(set->canonical, strlen(set->canonical), digest, &digest_len, EVP_sha256(), NULL);
-    for (unsigned int i = 0; i < digest_len; i++) {
-        snprintf(set->version + 2 * i, 3, "%02x", digest[i]);
-    }
-}
-
-static char *trim(char *text)
-{
-    size_t len = strlen(text);
-
-    while (len > 0 && (text[len - 1] == '\r' || text[len - 1] == ' ' || text[len - 1] == '\t')) {
-        text[--len] = '\0';
-    }
-    while (*text == ' ' || *text == '\t') {
-        text++;
-    }
-    return text;
-}
-
 /* Parses one non-comment line into the set; returns NULL or the reason. */
 static const char *parse_line(char *line, struct threshold_set *set, size_t *used)
 {
@@ -175,19 +125,16 @@ static const char *parse_line(char *line, struct threshold_set *set, size_t *use
     struct threshold_row row = {0};
 
     if (strncmp(line, "%label", 6) == 0) {
-        const char *label = trim(line + 6);
+        const char *label = tsv_trim(line + 6);
         if (label[0] == '\0' || strlen(label) >= sizeof(set->label)) {
             return "empty or too long label";
         }
         snprintf(set->label, sizeof(set->label), "%s", label);
         return NULL;
     }
-    if (split_tabs(line, fields, FIELD_COUNT + 1) != FIELD_COUNT) {
+    if (tsv_split(line, fields, FIELD_COUNT + 1) != FIELD_COUNT) {
         return "expected 7 tab-separated fields: matrix, tier, analyte, cutoff, unit, "
                "effective date, source";
-    }
-    for (int i = 0; i < FIELD_COUNT; i++) {
-        fields[i] = trim(fields[i]);
     }
     const char *reason = parse_row(fields, &row);
     if (reason == NULL) {
@@ -232,7 +179,7 @@ int thresholds_parse(const char *text, const char *name, struct threshold_set *s
             *newline = '\0';
         }
         line_number++;
-        if (line[0] == '#' || trim(line)[0] == '\0') {
+        if (line[0] == '#' || tsv_trim(line)[0] == '\0') {
             continue;
         }
         size_t before = set->count;
@@ -253,34 +200,15 @@ int thresholds_parse(const char *text, const char *name, struct threshold_set *s
         thresholds_free(set);
         return -1;
     }
-    compute_version(set);
+    tsv_sha256_hex(set->canonical, set->version);
     return 0;
 }
 
 int thresholds_load(const char *path, struct threshold_set *set, char *err, size_t err_size)
 {
-    FILE *file = fopen(path, "r");
-    char *text;
-    size_t len;
+    char *text = tsv_read_file(path, MAX_FILE_BYTES, err, err_size);
 
-    if (file == NULL) {
-        snprintf(err, err_size, "%s: cannot open the threshold file", path);
-        return -1;
-    }
-    text = malloc(MAX_FILE_BYTES + 1);
-    len = text ? fread(text, 1, MAX_FILE_BYTES + 1, file) : 0;
-    fclose(file);
-    if (text == NULL || len > MAX_FILE_BYTES) {
-        free(text);
-        snprintf(err, err_size, "%s: larger than %d bytes", path, MAX_FILE_BYTES);
-        return -1;
-    }
-    text[len] = '\0';
-    const char *nul = memchr(text, '\0', len);
-    if (nul != NULL) {
-        snprintf(err, err_size, "%s: NUL byte at offset %zu; the file is not text", path,
-                 (size_t)(nul - text));
-        free(text);
+    if (text == NULL) {
         return -1;
     }
     int status = thresholds_parse(text, path, set, err, err_size);

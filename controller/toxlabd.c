@@ -4,6 +4,7 @@
 #include "controller/daemon.h"
 
 #include "controller/db.h"
+#include "controller/db_licence.h"
 #include "controller/hotplug.h"
 #include "controller/reload.h"
 #include "version.h"
@@ -124,19 +125,19 @@ static int load_config(const struct options *opts, struct config *config)
     return 0;
 }
 
-static int load_thresholds(struct daemon *daemon)
+static int load_rule_files(struct daemon *daemon)
 {
     char err[512];
-    struct threshold_set set;
 
-    if (thresholds_load(daemon->config.thresholds, &set, err, sizeof(err)) != 0) {
+    if (reload_rule_files(daemon, err, sizeof(err)) != 0) {
         log_msg(LOG_ERR, "%s", err);
         return -1;
     }
-    thresholds_free(&daemon->thresholds);
-    daemon->thresholds = set;
-    log_msg(LOG_NOTICE, "threshold set '%s' version %.12s: %zu rows from %s", set.label,
-            set.version, set.count, daemon->config.thresholds);
+    log_msg(LOG_NOTICE, "threshold set '%s' version %.12s: %zu rows from %s",
+            daemon->thresholds.label, daemon->thresholds.version, daemon->thresholds.count,
+            daemon->config.thresholds);
+    log_msg(LOG_NOTICE, "rule set '%s' version %.12s: %zu rules from %s", daemon->rules.label,
+            daemon->rules.version, daemon->rules.count, daemon->config.rules);
     return 0;
 }
 
@@ -174,8 +175,10 @@ static int open_database(struct daemon *daemon)
         log_msg(LOG_ERR, "%s", err);
         return -1;
     }
-    if (db_threshold_set_store(daemon->db, &daemon->thresholds) != 0) {
-        log_msg(LOG_ERR, "%s: storing the threshold set failed", daemon->config.database);
+    if (db_threshold_set_store(daemon->db, &daemon->thresholds) != 0 ||
+        db_rule_set_store(daemon->db, &daemon->rules) != 0) {
+        log_msg(LOG_ERR, "%s: storing the threshold set or rule set failed",
+                daemon->config.database);
         return -1;
     }
     return 0;
@@ -373,7 +376,7 @@ int main(int argc, char **argv)
         log_msg(LOG_ERR, "cannot set up signals or the line event queue: %s", strerror(errno));
         return EXIT_FAILURE;
     }
-    if (load_thresholds(&daemon) != 0 || open_database(&daemon) != 0) {
+    if (load_rule_files(&daemon) != 0 || open_database(&daemon) != 0) {
         goto out;
     }
     db_open_tests(daemon.db, interrupt_left_open, &daemon);
@@ -403,6 +406,7 @@ out:
         db_close(daemon.db);
     }
     thresholds_free(&daemon.thresholds);
+    rules_free(&daemon.rules);
     if (daemon.db_lock_fd >= 0) {
         close(daemon.db_lock_fd);
     }

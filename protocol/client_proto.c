@@ -14,6 +14,8 @@ static const char *const error_names[PROTO_ERROR_COUNT] = {
     [PROTO_INSTRUMENT_OFFLINE] = "instrument-offline",
     [PROTO_STORAGE] = "storage",
     [PROTO_INTERNAL] = "internal",
+    [PROTO_FORBIDDEN] = "forbidden",
+    [PROTO_INVALID_FILE] = "invalid-file",
 };
 
 const char *proto_error_name(enum proto_error code)

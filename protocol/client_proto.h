@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #define PROTO_MAJOR 1
-#define PROTO_MINOR 1
+#define PROTO_MINOR 2
 #define PROTO_MAX_LINE 65536
 
 enum proto_error {
@@ -21,6 +21,8 @@ enum proto_error {
     PROTO_INSTRUMENT_OFFLINE,
     PROTO_STORAGE,
     PROTO_INTERNAL,
+    PROTO_FORBIDDEN,
+    PROTO_INVALID_FILE,
     PROTO_ERROR_COUNT
 };
 

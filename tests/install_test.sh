@@ -14,7 +14,7 @@ root=$dest$prefix
 failed=0
 
 for file in sbin/toxlabd bin/toxlab bin/toxlab-sim etc/toxlab/toxlab.conf \
-    etc/toxlab/thresholds.tsv lib/udev/rules.d/70-toxlab.rules \
+    etc/toxlab/thresholds.tsv etc/toxlab/rules.tsv lib/udev/rules.d/70-toxlab.rules \
     lib/systemd/system/toxlabd.service lib/systemd/system/toxlabd.socket \
     lib/sysusers.d/toxlab.conf lib/tmpfiles.d/toxlab.conf \
     share/bash-completion/completions/toxlab share/man/man8/toxlabd.8 \

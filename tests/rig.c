@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "rig.h"
 
+#include "controller/roles.h"
+
 #include <check.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -45,10 +47,18 @@ void write_config(struct rig *rig, const char *extra)
 {
     char text[8192];
     char thresholds[512];
+    char rules[512];
+    char roles[512];
     char breath[1024] = "";
+    unsigned gid = (unsigned)getgid();
 
     snprintf(thresholds, sizeof(thresholds), "%s/etc/thresholds.tsv",
              harness_program("TOXLAB_SOURCE_DIR"));
+    snprintf(rules, sizeof(rules), "%s/etc/rules.tsv", harness_program("TOXLAB_SOURCE_DIR"));
+    /* Every role goes to the test's own group, so a run as any user holds them all. */
+    snprintf(roles, sizeof(roles),
+             "\n[roles]\nofficer = %u\nanalyst = %u\nclerk = %u\nsupervisor = %u\nadmin = %u\n",
+             gid, gid, gid, gid, gid);
     if (rig->has_breath) {
         snprintf(breath, sizeof(breath),
                  "\n[instrument.breath-1]\ndriver = breath\ndevice = %s\npoll_interval_ms = 20\n"
@@ -57,11 +67,11 @@ void write_config(struct rig *rig, const char *extra)
     }
     snprintf(text, sizeof(text),
              "[daemon]\nlab_id = TEST1\ndatabase = %s\nsocket = %s\nsocket_group = %u\n"
-             "thresholds = %s\nbusy_timeout_ms = 50\n\n[instrument.saliva-1]\ndriver = "
-             "saliva\ndevice = %s\npoll_interval_ms = 20\nresponse_timeout_ms = 200\n"
-             "retry_ms = 50\n%s%s",
-             rig->database, rig->socket, (unsigned)getgid(), thresholds, rig->pty,
-             extra ? extra : "", breath);
+             "thresholds = %s\nrules = %s\nbusy_timeout_ms = 50\n\n[instrument.saliva-1]\n"
+             "driver = saliva\ndevice = %s\npoll_interval_ms = 20\nresponse_timeout_ms = 200\n"
+             "retry_ms = 50\n%s%s%s",
+             rig->database, rig->socket, gid, thresholds, rules, rig->pty, extra ? extra : "",
+             breath, roles);
     harness_write_file(rig_file(rig, "toxlab.conf"), text);
 }
 
@@ -87,8 +97,9 @@ static int daemon_wrapper(char *argv[16])
  * the -o overrides that point it at the rig's files and sim. */
 static void installed_config_args(struct rig *rig, const char *installed, char **argv)
 {
-    static char values[12][700];
+    static char values[20][700];
     char thresholds[512];
+    char rules[512];
     int count = 0;
     int value = 0;
 
@@ -97,10 +108,12 @@ static void installed_config_args(struct rig *rig, const char *installed, char *
     char *slash = strrchr(thresholds, '/');
     ck_assert_ptr_nonnull(slash);
     snprintf(slash, sizeof(thresholds) - (size_t)(slash - thresholds), "/thresholds.tsv");
+    snprintf(rules, sizeof(rules), "%.*s/rules.tsv", (int)(slash - thresholds), thresholds);
     const char *overrides[][2] = {
         {"daemon.database", rig->database},
         {"daemon.socket", rig->socket},
         {"daemon.thresholds", thresholds},
+        {"daemon.rules", rules},
         {"daemon.busy_timeout_ms", "50"},
         {"instrument.saliva-1.device", rig->pty},
         {"instrument.saliva-1.poll_interval_ms", "20"},
@@ -114,6 +127,12 @@ static void installed_config_args(struct rig *rig, const char *installed, char *
     snprintf(values[value], sizeof(values[value]), "daemon.socket_group=%u", (unsigned)getgid());
     argv[count++] = "-o";
     argv[count++] = values[value++];
+    for (int i = 0; i < ROLE_COUNT; i++) {
+        snprintf(values[value], sizeof(values[value]), "roles.%s=%u", role_name(i),
+                 (unsigned)getgid());
+        argv[count++] = "-o";
+        argv[count++] = values[value++];
+    }
     for (size_t i = 0; i < sizeof(overrides) / sizeof(overrides[0]); i++) {
         snprintf(values[value], sizeof(values[value]), "%s=%s", overrides[i][0], overrides[i][1]);
         argv[count++] = "-o";
@@ -134,7 +153,7 @@ void start_daemon(struct rig *rig)
     snprintf(log_path, sizeof(log_path), "%s/toxlabd.log", rig->dir);
     snprintf(env_notify, sizeof(env_notify), "NOTIFY_SOCKET=%s", notify_path);
     int notify_fd = notify_open(notify_path);
-    char *argv[48];
+    char *argv[64];
     int argc = daemon_wrapper(argv);
     const char *installed = getenv("TOXLAB_INSTALLED_CONFIG");
     char *tail[] = {(char *)harness_program("TOXLABD"), "-c", config_path, "-d", NULL};

@@ -1,0 +1,28 @@
+/* Statement helpers shared by the files that make up the storage layer
+ * (db.c, db_licence.c). Not for use outside it. */
+#ifndef TOXLAB_DB_INTERNAL_H
+#define TOXLAB_DB_INTERNAL_H
+
+#include "controller/timefmt.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+void db_now_text(char out[TIMESTAMP_SIZE]);
+
+/* Prepares a statement, logging the error; NULL on failure. */
+sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql);
+
+/* Binds text arguments 1..count (NULL pointers and empty strings bind SQL NULL). */
+void db_bind_texts(sqlite3_stmt *stmt, int count, const char *const *values);
+
+/* Steps a statement that returns no rows, then finalizes it. */
+int db_run_stmt(sqlite3 *db, sqlite3_stmt *stmt);
+
+int db_exec_sql(sqlite3 *db, const char *sql);
+void db_copy_column(sqlite3_stmt *stmt, int column, char *out, size_t size);
+
+/* Sets key to the text of a column, omitting it when the column is NULL. */
+void db_set_text_column(json_t *obj, const char *key, sqlite3_stmt *stmt, int column);
+
+#endif
