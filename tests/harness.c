@@ -309,21 +309,38 @@ bool notify_wait_ready(int fd, int timeout_ms)
     return notify_wait_text(fd, "READY=1", timeout_ms);
 }
 
-static bool file_contains(const char *path, const char *text)
+/* Reads a whole file up to its first NUL byte; NULL when it cannot be opened. */
+static char *read_file_text(const char *path)
 {
     FILE *file = fopen(path, "r");
     char *data = NULL;
     size_t size = 0;
-    bool found = false;
 
     if (file == NULL) {
-        return false;
+        return NULL;
     }
-    if (getdelim(&data, &size, '\0', file) > 0) {
-        found = strstr(data, text) != NULL;
+    if (getdelim(&data, &size, '\0', file) < 0) {
+        free(data);
+        data = strdup("");
     }
-    free(data);
     fclose(file);
+    return data;
+}
+
+char *harness_read_file(const char *path)
+{
+    char *text = read_file_text(path);
+
+    ck_assert_msg(text != NULL, "open %s: %s", path, strerror(errno));
+    return text;
+}
+
+static bool file_contains(const char *path, const char *text)
+{
+    char *data = read_file_text(path);
+    bool found = data != NULL && strstr(data, text) != NULL;
+
+    free(data);
     return found;
 }
 

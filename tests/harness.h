@@ -27,6 +27,10 @@ int harness_ms(int ms);
  * per call is not shared: the caller frees it). Aborts the test on failure. */
 char *harness_tmpdir(const char *tag);
 
+/* Returns the text of a file (the caller frees it); aborts the test when
+ * it cannot be read. */
+char *harness_read_file(const char *path);
+
 /* Returns the program path from the environment variable `var` (set by
  * ctest), aborting the test when it is missing. */
 const char *harness_program(const char *var);
