@@ -282,6 +282,28 @@ START_TEST(thresholds_shipped_file_loads)
     ck_assert_msg(thresholds_load(path, &set, err, sizeof(err)) == 0, "%s", err);
     ck_assert_ptr_nonnull(thresholds_find(&set, "oral-fluid", "screen", "methamphetamine", TODAY));
     ck_assert_ptr_null(thresholds_find(&set, "oral-fluid", "screen", "ketamine", TODAY));
+    const struct threshold_row *hair = thresholds_find(&set, "hair", "confirm", "cocaine", TODAY);
+    ck_assert_ptr_nonnull(hair);
+    ck_assert_str_eq(hair->cutoff_text, "0.5");
+    ck_assert_str_eq(hair->unit, "ng/mg");
+    /* The blood cutoffs took effect on 2025-09-01: a specimen of the day before has none. */
+    ck_assert_ptr_nonnull(thresholds_find(&set, "blood", "confirm", "ketamine", 20250901));
+    ck_assert_ptr_null(thresholds_find(&set, "blood", "confirm", "ketamine", 20250831));
+    ck_assert_ptr_null(thresholds_find(&set, "urine", "screen", "methamphetamine", TODAY));
+
+    /* 200 pg/mg is exactly the 0.2 ng/mg hair cutoff; 199.999 pg/mg is under it. */
+    struct reading_in in = {.matrix = "hair",
+                            .tier = "confirm",
+                            .analyte = "methamphetamine",
+                            .unit = "pg/mg",
+                            .collection_date = TODAY};
+    struct interpretation verdict;
+    in.value_micro = 200 * DECIMAL_SCALE;
+    interpret_reading(&set, &in, &verdict);
+    ck_assert_int_eq(verdict.outcome, OUTCOME_POSITIVE);
+    in.value_micro = 199999 * DECIMAL_SCALE / 1000;
+    interpret_reading(&set, &in, &verdict);
+    ck_assert_int_eq(verdict.outcome, OUTCOME_NEGATIVE);
     thresholds_free(&set);
 }
 END_TEST
