@@ -8,7 +8,9 @@
  * statuses. */
 #define _GNU_SOURCE
 
+#include "controller/toxlab_cli.h"
 #include "controller/toxlab_decode.h"
+#include "controller/toxlab_licence.h"
 #include "controller/toxlab_report.h"
 #include "protocol/client_proto.h"
 #include "version.h"
@@ -30,15 +32,6 @@
 
 #define DEFAULT_SOCKET_PATH "/run/toxlab/toxlab.sock"
 
-/* Exit statuses, listed for users in docs/cli.md. */
-enum {
-    STATUS_OK = 0,
-    STATUS_ERROR = 1,         /* toxlabd rejected the request, or talking to it failed */
-    STATUS_USAGE = 2,         /* the command line is invalid */
-    STATUS_NOT_COMPLETED = 3, /* a test ended failed, aborted or interrupted */
-    STATUS_SIGNAL_BASE = 128, /* plus the number of the signal that ended a wait */
-};
-
 /* The exit statuses for --help. docs/cli.md has the same table. */
 #define EXIT_STATUS_HELP                                                                           \
     "Exit status:\n"                                                                               \
@@ -50,9 +43,6 @@ enum {
     "  128+N  signal N (SIGINT 130, SIGTERM 143) ended a wait; the tests go on in\n"               \
     "         toxlabd\n"
 
-/* Parsers return this when the command should go on to toxlabd, or an exit status. */
-#define CONTINUE (-1)
-
 /* Receive deadlines in milliseconds. toxlabd sends the hello as soon as it
  * accepts a connection and sends most responses after one database commit.
  * test.start, test.abort and test.refuse wait for analyzer replies, each bounded by that
@@ -61,7 +51,6 @@ enum {
  * toxlabd ends every test by itself (at the latest when its grace period runs
  * out). */
 #define HELLO_TIMEOUT_MS 10000
-#define RESPONSE_TIMEOUT_MS 30000
 #define ANALYZER_RESPONSE_TIMEOUT_MS 120000
 /* Maximum wait for stop-ended once every test of the stop has ended. */
 #define STOP_ENDED_TIMEOUT_MS 30000
@@ -70,11 +59,6 @@ enum {
 /* Signal that interrupted a wait. Once setup_signals has run, SIGINT and
  * SIGTERM are delivered only inside ppoll, so the handler interrupts nothing else. */
 static volatile sig_atomic_t received_signal;
-
-struct options {
-    const char *socket_path;
-    int json; /* print protocol lines unchanged instead of human output */
-};
 
 struct connection {
     int fd;
@@ -125,28 +109,7 @@ struct client {
     int daemon_minor;      /* minor protocol version from toxlabd's hello */
 };
 
-struct request {
-    json_t *args;
-    int no_wait; /* test start --no-wait */
-};
-
-struct command {
-    const char *group;       /* first word */
-    const char *name;        /* second word, NULL for one-word commands */
-    const char *cmd;         /* protocol command */
-    const char *synopsis;    /* arguments after the command words */
-    const char *summary;     /* what the command does, for --help */
-    const char *option_help; /* option lines for --help, or NULL */
-    const char *argument;    /* protocol key of the one positional argument, or NULL */
-    const char *exit_help;   /* exit status lines for --help, or NULL */
-    int min_minor;           /* oldest minor protocol version that has the command */
-    int (*parse)(const struct command *command, int argc, char **argv, struct request *request);
-    int (*run)(struct client *client, const struct command *command, struct request *request);
-    void (*print)(const json_t *response);
-    int timeout_ms; /* receive deadline for the response */
-};
-
-__attribute__((format(printf, 1, 2))) static void print_error(const char *format, ...)
+__attribute__((format(printf, 1, 2))) void print_error(const char *format, ...)
 {
     va_list ap;
 
@@ -822,8 +785,7 @@ static int read_hello(struct client *client)
 
 /* ---- Commands ------------------------------------------------------------ */
 
-static int run_request(struct client *client, const struct command *command,
-                       struct request *request)
+int run_request(struct client *client, const struct command *command, struct request *request)
 {
     json_t *response = NULL;
     int status = exchange(client, command->cmd, request->args, command->timeout_ms, &response);
@@ -1175,8 +1137,8 @@ static void print_command_words(FILE *stream, const struct command *command)
             command->name != NULL ? command->name : "");
 }
 
-__attribute__((format(printf, 2, 3))) static int usage_error(const struct command *command,
-                                                             const char *format, ...)
+__attribute__((format(printf, 2, 3))) int usage_error(const struct command *command,
+                                                      const char *format, ...)
 {
     va_list ap;
 
@@ -1192,7 +1154,7 @@ __attribute__((format(printf, 2, 3))) static int usage_error(const struct comman
     return STATUS_USAGE;
 }
 
-static void print_command_help(const struct command *command)
+void print_command_help(const struct command *command)
 {
     printf("Usage: toxlab [-s PATH] [--json] ");
     print_command_words(stdout, command);
@@ -1221,7 +1183,7 @@ static int is_global_option(const char *option)
 }
 
 /* Reports a getopt_long error: a missing value (':') or an invalid option ('?'). */
-static int option_error(const struct command *command, int result, char **argv)
+int option_error(const struct command *command, int result, char **argv)
 {
     const char *option = argv[optind - 1];
 
@@ -1239,8 +1201,8 @@ static int option_error(const struct command *command, int result, char **argv)
 }
 
 /* Stores a string argument, rejecting empty, repeated and non-UTF-8 values. */
-static int set_argument(const struct command *command, json_t *args, const char *key,
-                        const char *label, const char *value)
+int set_argument(const struct command *command, json_t *args, const char *key, const char *label,
+                 const char *value)
 {
     json_t *string;
 
@@ -1258,7 +1220,7 @@ static int set_argument(const struct command *command, json_t *args, const char 
     return CONTINUE;
 }
 
-static int require_argument(const struct command *command, const json_t *args, const char *key)
+int require_argument(const struct command *command, const json_t *args, const char *key)
 {
     if (json_object_get(args, key) == NULL) {
         return usage_error(command, "missing --%s", key);
@@ -1266,7 +1228,7 @@ static int require_argument(const struct command *command, const json_t *args, c
     return CONTINUE;
 }
 
-static int reject_extra_arguments(const struct command *command, int argc, char **argv)
+int reject_extra_arguments(const struct command *command, int argc, char **argv)
 {
     if (optind < argc) {
         return usage_error(command, "unexpected argument '%s'", argv[optind]);
@@ -1616,6 +1578,159 @@ static const struct command commands[] = {
         .timeout_ms = RESPONSE_TIMEOUT_MS,
     },
     {
+        .group = "id",
+        .name = "check",
+        .synopsis = "ID...",
+        .summary = "Check subject IDs offline, without toxlabd: each ID is [type:]number\n"
+                   "(resident by default). Prints each ID normalised, or the check it\n"
+                   "failed. Exit status 1 when any ID is invalid.",
+        .parse = parse_id_check,
+        .run_offline = run_id_check,
+    },
+    {
+        .group = "status",
+        .name = "add",
+        .cmd = "status.add",
+        .synopsis = "--subject S --kind K --start DATE [--end DATE] --reference REF\n"
+                    "       [--supersedes ID --reason TEXT]",
+        .summary = "Record a dated status of subject S from the issuing authority (clerk).\n"
+                   "Statuses are never changed: a correction is a new status that supersedes\n"
+                   "the old one, with a reason.",
+        .option_help =
+            "      --subject S        the subject, [type:]number\n"
+            "      --kind K           community-detox, compulsory-isolation,\n"
+            "                         community-rehabilitation, psychotropic-dependence,\n"
+            "                         revoked-drunk-driving, revoked-commercial-drink-driving,\n"
+            "                         revoked-commercial-drunk-driving or revoked-serious-crash\n"
+            "      --start DATE       the day the order or revocation took effect (YYYY-MM-DD)\n"
+            "      --end DATE         the actual release date (isolation), the cure date\n"
+            "                         (dependence) or the end of an order\n"
+            "      --reference REF    the issuing authority's reference\n"
+            "      --supersedes ID    the status this entry corrects\n"
+            "      --reason TEXT      why the correction was made\n",
+        .min_minor = 2,
+        .options = status_add_options,
+        .parse = parse_options,
+        .run = run_request,
+        .print = print_status_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "licence",
+        .name = "add",
+        .cmd = "licence.add",
+        .synopsis = "--subject S --number N --class C [--commercial] [--handed-back]\n"
+                    "       [--supersedes ID --reason TEXT]",
+        .summary = "Record a driving licence that subject S holds (clerk). A correction, such\n"
+                   "as a licence handed back, is a new entry that supersedes the old one.",
+        .option_help = "      --subject S        the subject, [type:]number\n"
+                       "      --number N         the licence number\n"
+                       "      --class C          the licence class, e.g. C1\n"
+                       "      --commercial       the licence is for commercial vehicles\n"
+                       "      --handed-back      the holder has handed the licence back\n"
+                       "      --supersedes ID    the licence entry this one corrects\n"
+                       "      --reason TEXT      why the correction was made\n",
+        .min_minor = 2,
+        .options = licence_add_options,
+        .parse = parse_options,
+        .run = run_request,
+        .print = print_licence_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "licence",
+        .name = "check",
+        .cmd = "licence.check",
+        .synopsis = "SUBJECT --for application|holder [--as-of DATE]",
+        .summary = "Decide whether SUBJECT may apply for a driving licence (application) or\n"
+                   "must lose the one held (holder), from the evidence toxlabd stores (clerk).\n"
+                   "Prints the decision, each rule that fired with its evidence and end date,\n"
+                   "and the policy applied. The decision is recorded; confirm or override it\n"
+                   "with 'toxlab decision'.",
+        .option_help = "      --for Q            application or holder\n"
+                       "      --as-of DATE       decide as on this day (default: today)\n",
+        .argument = "subject",
+        .min_minor = 2,
+        .options = licence_check_options,
+        .parse = parse_options,
+        .run = run_request,
+        .print = print_decision_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "licence",
+        .name = "evaluate",
+        .synopsis = "--evidence FILE --for application|holder --as-of DATE [--rules FILE]",
+        .summary = "Run the licence rules offline, without toxlabd, on an evidence file:\n"
+                   "one JSON object {\"results\", \"statuses\", \"licences\"} (docs/rules.md).\n"
+                   "Prints what toxlabd would decide from the same evidence.",
+        .option_help =
+            "      --evidence FILE    the evidence object\n"
+            "      --for Q            application or holder\n"
+            "      --as-of DATE       decide as on this day\n"
+            "      --rules FILE       the rules file (default: " DEFAULT_RULES_PATH ")\n",
+        .options = licence_evaluate_options,
+        .parse = parse_options,
+        .run_offline = run_licence_evaluate,
+    },
+    {
+        .group = "decision",
+        .name = "confirm",
+        .cmd = "decision.confirm",
+        .synopsis = "DECISION [--reason TEXT]",
+        .summary = "Confirm a recorded licence decision (clerk).",
+        .option_help = "      --reason TEXT      a note kept with the confirmation\n",
+        .argument = "decision",
+        .min_minor = 2,
+        .options = decision_review_options,
+        .parse = parse_options,
+        .run = run_request,
+        .print = print_decision_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "decision",
+        .name = "override",
+        .cmd = "decision.override",
+        .synopsis = "DECISION --reason TEXT",
+        .summary = "Override a recorded licence decision, with the reason (clerk).",
+        .option_help = "      --reason TEXT      why the decision does not stand\n",
+        .argument = "decision",
+        .min_minor = 2,
+        .options = decision_review_options,
+        .parse = parse_options,
+        .run = run_request,
+        .print = print_decision_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "decision",
+        .name = "show",
+        .cmd = "decision.show",
+        .synopsis = "DECISION",
+        .summary = "Show a recorded licence decision with its reviews.",
+        .argument = "decision",
+        .min_minor = 2,
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_decision_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "thresholds",
+        .name = "reload",
+        .cmd = "thresholds.reload",
+        .synopsis = "",
+        .summary = "Read the threshold set and the licence rules again (admin). A file that\n"
+                   "fails validation is rejected with its line and reason, and the sets in\n"
+                   "force stay. Results already judged keep the version they were judged by.",
+        .min_minor = 2,
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_reloaded_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
         .group = "instruments",
         .cmd = "instruments",
         .synopsis = "",
@@ -1889,7 +2004,9 @@ int main(int argc, char **argv)
         return STATUS_ERROR;
     }
     status = parse_command_line(argc, argv, &options, &command, &request);
-    if (status == CONTINUE) {
+    if (status == CONTINUE && command->run_offline != NULL) {
+        status = command->run_offline(command, &options, &request);
+    } else if (status == CONTINUE) {
         status = run_with_daemon(&options, command, &request);
     }
     json_decref(request.args);
