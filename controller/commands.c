@@ -18,7 +18,8 @@
 #define SEES_FULL_IDS (ROLE_OFFICER | ROLE_CLERK | ROLE_ADMIN)
 
 /* Each command with its arguments ("name:type" separated by spaces, the
- * type being s for a string, b for a boolean or a for a list of strings)
+ * type being s for a string, b for a boolean, a for a list of strings or l
+ * for a list of objects)
  * and the roles that may use it. docs/protocol.md has the same table. */
 static const struct {
     const char *name;
@@ -47,6 +48,7 @@ static const struct {
     {"decision.override", cmd_decision_review, "decision:s reason:s", CLERK},
     {"decision.show", cmd_decision_show, "decision:s", CLERK | SUPERVISOR},
     {"thresholds.reload", cmd_thresholds_reload, "", ADMIN},
+    {"import", cmd_import, "results:l file:s", ADMIN},
 };
 
 /* Returns the type letter of argument `name` in spec, or 0 when it has none. */
@@ -78,7 +80,7 @@ static const char *arg_type_name(char type)
     if (type == 'b') {
         return "a boolean";
     }
-    return "a list of strings";
+    return type == 'l' ? "a list of objects" : "a list of strings";
 }
 
 /* Checks every argument against the command's spec; returns NULL or the error. */
@@ -91,7 +93,8 @@ static json_t *check_args(const struct request *req, const char *cmd, const char
     {
         char type = arg_type(spec, key);
         bool ok = (type == 's' && json_is_string(value)) ||
-                  (type == 'b' && json_is_boolean(value)) || (type == 'a' && json_is_array(value));
+                  (type == 'b' && json_is_boolean(value)) ||
+                  ((type == 'a' || type == 'l') && json_is_array(value));
         if (type == 0) {
             return req_fail(req, PROTO_INVALID_ARGUMENT, "unknown argument '%.64s' for %s", key,
                             cmd);

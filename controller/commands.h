@@ -26,4 +26,7 @@ json_t *cmd_decision_review(const struct request *req);
 json_t *cmd_decision_show(const struct request *req);
 json_t *cmd_thresholds_reload(const struct request *req);
 
+/* import.c */
+json_t *cmd_import(const struct request *req);
+
 #endif

@@ -42,7 +42,7 @@ static const char schema[] =
     " collected_date INTEGER NOT NULL,"
     " status TEXT NOT NULL DEFAULT 'final' CHECK (status IN ('final', 'preliminary',"
     "  'correction')),"
-    " supersedes TEXT REFERENCES results(id), laboratory TEXT, report_number TEXT,"
+    " supersedes TEXT REFERENCES results(id), laboratory TEXT, report_number TEXT, barcode TEXT,"
     " reported TEXT, imported_by INTEGER,"
     " host_test_id INTEGER, sequence INTEGER, instrument TEXT,"
     " serial TEXT, firmware TEXT, calibration TEXT, cartridge_lot TEXT, cartridge_expiry TEXT,"
@@ -104,6 +104,9 @@ static const char schema[] =
     " uid INTEGER NOT NULL, created TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS tests_stop ON tests (stop_id);"
     "CREATE INDEX IF NOT EXISTS results_subject ON results (subject_id);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS results_laboratory_report"
+    " ON results (laboratory, report_number, matrix) WHERE laboratory IS NOT NULL"
+    " AND supersedes IS NULL;"
     "CREATE INDEX IF NOT EXISTS statuses_subject ON statuses (subject_id);"
     "CREATE INDEX IF NOT EXISTS licences_subject ON licences (subject_id);"
     "CREATE INDEX IF NOT EXISTS specimens_subject ON specimens (subject_id);"
@@ -678,34 +681,44 @@ static int insert_analyte(sqlite3 *db, const char *result_id, int position,
     return db_run_stmt(db, stmt);
 }
 
+int db_result_analytes_store(sqlite3 *db, const char *result_id, const char *matrix,
+                             const char *tier, const struct driver_analyte *analytes, size_t count,
+                             const char *panel_invalid, const struct threshold_set *thresholds,
+                             int collection_date)
+{
+    for (size_t i = 0; i < count; i++) {
+        const struct driver_analyte *analyte = &analytes[i];
+        struct reading_in in = {
+            .matrix = matrix,
+            .tier = tier,
+            .analyte = analyte->analyte,
+            .value_micro = analyte->value_micro,
+            .unit = analyte->unit,
+            .over_range = analyte->over_range,
+            .under_range = analyte->under_range,
+            .invalid_reason = panel_invalid ? panel_invalid : analyte->invalid_reason,
+            .collection_date = collection_date,
+        };
+        struct interpretation verdict;
+        interpret_reading(thresholds, &in, &verdict);
+        if (insert_analyte(db, result_id, (int)i, analyte, &verdict) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int db_result_store(sqlite3 *db, const char *lab, const struct test_row *test,
                     const struct driver_result *result, const struct result_context *context,
                     char id[RECORD_ID_SIZE])
 {
     record_id_new(lab, id);
     if (db_threshold_set_store(db, context->thresholds) != 0 ||
-        insert_result_row(db, id, test, result, context) != 0) {
+        insert_result_row(db, id, test, result, context) != 0 ||
+        db_result_analytes_store(db, id, result->matrix, result->tier, result->analytes,
+                                 result->count, result->invalid_reason, context->thresholds,
+                                 context->collection_date) != 0) {
         return -1;
-    }
-    for (size_t i = 0; i < result->count; i++) {
-        const struct driver_analyte *analyte = &result->analytes[i];
-        struct reading_in in = {
-            .matrix = result->matrix,
-            .tier = result->tier,
-            .analyte = analyte->analyte,
-            .value_micro = analyte->value_micro,
-            .unit = analyte->unit,
-            .over_range = analyte->over_range,
-            .under_range = analyte->under_range,
-            .invalid_reason =
-                result->invalid_reason ? result->invalid_reason : analyte->invalid_reason,
-            .collection_date = context->collection_date,
-        };
-        struct interpretation verdict;
-        interpret_reading(context->thresholds, &in, &verdict);
-        if (insert_analyte(db, id, (int)i, analyte, &verdict) != 0) {
-            return -1;
-        }
     }
     return db_test_set_state(db, test->id, "completed", NULL);
 }

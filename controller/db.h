@@ -93,6 +93,14 @@ int db_result_store(sqlite3 *db, const char *lab, const struct test_row *test,
                     const struct driver_result *result, const struct result_context *context,
                     char id[RECORD_ID_SIZE]);
 
+/* Interprets each analyte against the threshold set in force on the
+ * collection date and stores it with the cutoff row it was judged by.
+ * panel_invalid, when set, makes every analyte invalid for that reason. */
+int db_result_analytes_store(sqlite3 *db, const char *result_id, const char *matrix,
+                             const char *tier, const struct driver_analyte *analytes, size_t count,
+                             const char *panel_invalid, const struct threshold_set *thresholds,
+                             int collection_date);
+
 /* Returns 1 when every test of the stop has ended, 0 if not, -1 on error. */
 int db_stop_ended(sqlite3 *db, const char *stop_id);
 

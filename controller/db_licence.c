@@ -238,7 +238,8 @@ static json_t *evidence_result_json(sqlite3 *db, sqlite3_stmt *stmt)
 static json_t *evidence_results(sqlite3 *db, const char *subject_id, const char *stop_id)
 {
     static const char sql[] =
-        "SELECT r.id, r.matrix, r.tier, r.status, r.supersedes, r.collected_date, sp.barcode,"
+        "SELECT r.id, r.matrix, r.tier, r.status, r.supersedes, r.collected_date,"
+        " COALESCE(sp.barcode, r.barcode),"
         " COALESCE(st.driving, 0),"
         " (SELECT MIN(created) FROM result_releases rr WHERE rr.result_id = r.id),"
         " r.laboratory, r.report_number"

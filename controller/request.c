@@ -20,10 +20,13 @@ json_t *req_fail(const struct request *req, enum proto_error code, const char *f
 
 json_t *req_storage_failure(const struct request *req, const char *what)
 {
-    log_msg(LOG_ERR, "storing %s failed: %s", what, db_errmsg(req->daemon->db));
+    char reason[256];
+
+    /* The rollback clears SQLite's message, so it is copied first. */
+    snprintf(reason, sizeof(reason), "%s", db_errmsg(req->daemon->db));
+    log_msg(LOG_ERR, "storing %s failed: %s", what, reason);
     db_rollback(req->daemon->db);
-    return req_fail(req, PROTO_STORAGE, "storing %s failed: %s; nothing was stored", what,
-                    db_errmsg(req->daemon->db));
+    return req_fail(req, PROTO_STORAGE, "storing %s failed: %s; nothing was stored", what, reason);
 }
 
 json_t *req_ok(const struct request *req, const char *cls, json_t *payload)

@@ -1731,6 +1731,22 @@ static const struct command commands[] = {
         .timeout_ms = RESPONSE_TIMEOUT_MS,
     },
     {
+        .group = "import",
+        .cmd = "import",
+        .synopsis = "FILE",
+        .summary = "Import results from outside laboratories (admin): JSON in the result\n"
+                   "schema, or CSV with the header laboratory,report,barcode,subject,matrix,\n"
+                   "analyte,value,unit,collected,reported (docs/import.md). Every row is\n"
+                   "checked first; toxlabd stores all of them or none and names each bad\n"
+                   "field. Imported results are confirm tier and count as released evidence.",
+        .argument = "file",
+        .min_minor = 2,
+        .parse = parse_positional,
+        .run = run_import,
+        .print = print_imported_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
         .group = "instruments",
         .cmd = "instruments",
         .synopsis = "",

@@ -6,7 +6,9 @@
 #include "controller/evidence.h"
 #include "controller/rules.h"
 #include "controller/timefmt.h"
+#include "controller/toxlab_import.h"
 #include "controller/toxlab_report.h"
+#include "protocol/client_proto.h"
 #include "protocol/subject_id.h"
 
 #include <getopt.h>
@@ -342,4 +344,42 @@ int run_licence_evaluate(const struct command *command, const struct options *op
     json_decref(document);
     rules_free(&rules);
     return STATUS_OK;
+}
+
+/* ---- import -------------------------------------------------------------- */
+
+int run_import(struct client *client, const struct command *command, struct request *request)
+{
+    const char *path = json_string_value(json_object_get(request->args, "file"));
+    char err[600];
+    json_t *results = import_read_file(path, err, sizeof(err));
+
+    if (results == NULL) {
+        print_error("%s", err);
+        return STATUS_ERROR;
+    }
+    json_object_set_new(request->args, "results", results);
+    char *encoded = json_dumps(request->args, JSON_COMPACT);
+    size_t length = encoded ? strlen(encoded) : 0;
+    free(encoded);
+    if (length + 256 > PROTO_MAX_LINE) {
+        print_error("%s: %zu results make a request of %zu bytes, over the protocol's line limit "
+                    "of %d bytes; split the file",
+                    path, json_array_size(results), length, PROTO_MAX_LINE);
+        return STATUS_ERROR;
+    }
+    return run_request(client, command, request);
+}
+
+void print_imported_response(const json_t *response)
+{
+    const json_t *imported = json_object_get(response, "imported");
+    size_t i;
+    const json_t *id;
+
+    printf("imported %d results, released by their laboratories:\n", get_int(imported, "count"));
+    json_array_foreach(json_object_get(imported, "results"), i, id)
+    {
+        printf("  %s\n", json_string_value(id));
+    }
 }

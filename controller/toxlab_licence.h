@@ -19,6 +19,9 @@ int parse_id_check(const struct command *command, int argc, char **argv, struct 
 int run_licence_evaluate(const struct command *command, const struct options *options,
                          struct request *request);
 
+int run_import(struct client *client, const struct command *command, struct request *request);
+void print_imported_response(const json_t *response);
+
 void print_status_response(const json_t *response);
 void print_licence_response(const json_t *response);
 void print_decision_response(const json_t *response);
