@@ -1,6 +1,8 @@
 #include "controller/db.h"
 
 #include "controller/db_internal.h"
+#include "controller/db_licence.h"
+#include "controller/engine.h"
 
 #include "controller/alcohol.h"
 #include "controller/log.h"
@@ -111,9 +113,6 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS licences_subject ON licences (subject_id);"
     "CREATE INDEX IF NOT EXISTS specimens_subject ON specimens (subject_id);"
     "CREATE INDEX IF NOT EXISTS stops_subject ON stops (subject_id);";
-
-static const char screen_rule_text[] =
-    "positive screen: take a laboratory specimen; no licence action";
 
 const char *db_errmsg(sqlite3 *db)
 {
@@ -835,23 +834,41 @@ static int blood_reasons(sqlite3 *db, const char *stop_id, const struct alcohol_
 }
 
 /* Collects the IDs of results with a presumptive analyte. */
-static int presumptive_evidence(sqlite3 *db, const char *stop_id, json_t *evidence)
+/* Runs the flag rules on the stop's own drug results. Fills the fired
+ * rules ({"id", "text"}) and the result IDs they rest on; returns the
+ * decision ("flag" or "none"), or NULL on error. */
+static const char *screen_rules(sqlite3 *db, const char *stop_id, const struct rule_set *rules,
+                                json_t *fired, json_t *evidence)
 {
-    sqlite3_stmt *stmt = db_prepare(db, "SELECT DISTINCT r.id FROM results r JOIN tests t ON"
-                                        " t.id = r.test_id JOIN result_analytes a ON"
-                                        " a.result_id = r.id WHERE t.stop_id = ?1 AND"
-                                        " a.outcome = 'presumptive' ORDER BY r.id");
-    int rc;
+    json_t *document = db_evidence_json(db, NULL, stop_id);
+    struct evidence input;
+    char err[256];
+    size_t i;
+    const json_t *rule;
 
-    if (stmt == NULL) {
-        return -1;
+    if (document == NULL || evidence_read(document, &input, err, sizeof(err)) != 0) {
+        log_msg(LOG_ERR, "stop %s: reading its results for the decision failed", stop_id);
+        json_decref(document);
+        return NULL;
     }
-    db_bind_texts(stmt, 1, &stop_id);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        json_array_append_new(evidence, json_string((const char *)sqlite3_column_text(stmt, 0)));
+    json_t *decision =
+        engine_decide(rules, &input, QUESTION_STOP, time_local_date(time_realtime_ms()));
+    json_array_foreach(json_object_get(decision, "rules"), i, rule)
+    {
+        size_t j;
+        const json_t *item;
+        json_array_append_new(fired, json_pack("{sO sO}", "id", json_object_get(rule, "id"), "text",
+                                               json_object_get(rule, "text")));
+        json_array_foreach(json_object_get(rule, "evidence"), j, item)
+        {
+            json_array_append(evidence, json_object_get(item, "result"));
+        }
     }
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? 0 : -1;
+    const char *name = json_array_size(fired) > 0 ? "flag" : "none";
+    json_decref(decision);
+    evidence_free(&input);
+    json_decref(document);
+    return name;
 }
 
 static int insert_decision(sqlite3 *db, const char *id, const char *stop_id, const char *decision,
@@ -882,35 +899,34 @@ static int insert_decision(sqlite3 *db, const char *id, const char *stop_id, con
 }
 
 int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id,
-                   const struct alcohol_config *alcohol)
+                   const struct alcohol_config *alcohol, const struct rule_set *rules)
 {
     char id[RECORD_ID_SIZE];
     char blood[256];
-    json_t *rules = json_array();
+    json_t *fired = json_array();
     json_t *evidence = json_array();
     json_t *actions = json_array();
+    const char *decision = NULL;
     int status = -1;
 
-    if (blood_reasons(db, stop_id, alcohol, blood, sizeof(blood)) == 0 &&
-        presumptive_evidence(db, stop_id, evidence) == 0) {
-        bool flag = json_array_size(evidence) > 0;
+    if (blood_reasons(db, stop_id, alcohol, blood, sizeof(blood)) == 0) {
+        decision = screen_rules(db, stop_id, rules, fired, evidence);
+    }
+    if (decision != NULL) {
         if (blood[0] != '\0') {
             char action[300];
             snprintf(action, sizeof(action), "blood sample required (%s)", blood);
             json_array_append_new(actions, json_string(action));
         }
-        if (flag) {
-            json_array_append_new(rules,
-                                  json_pack("{ss ss}", "id", "L10", "text", screen_rule_text));
+        if (json_array_size(fired) > 0) {
             json_array_append_new(actions, json_string("laboratory specimen required"));
         }
         if (add_repeat_actions(db, stop_id, actions) == 0) {
             record_id_new(lab, id);
-            status =
-                insert_decision(db, id, stop_id, flag ? "flag" : "none", rules, evidence, actions);
+            status = insert_decision(db, id, stop_id, decision, fired, evidence, actions);
         }
     }
-    json_decref(rules);
+    json_decref(fired);
     json_decref(evidence);
     json_decref(actions);
     return status;

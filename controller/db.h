@@ -6,6 +6,7 @@
 #define TOXLAB_DB_H
 
 #include "controller/interpret.h"
+#include "controller/rules.h"
 #include "controller/thresholds.h"
 #include "controller/ulid.h"
 #include "instruments/driver.h"
@@ -110,10 +111,11 @@ int db_result_exists(sqlite3 *db, const char *serial, uint32_t sequence, uint32_
 /* Returns the local collection date (YYYYMMDD) of a specimen, 0 if unknown. */
 int db_specimen_collection_date(sqlite3 *db, const char *specimen_id);
 
-/* Records the stop's screening decision and the officer's next actions.
+/* Records the stop's screening decision (the flag rules run on the stop's
+ * own results) and the officer's next actions.
  * Run inside a transaction. */
 int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id,
-                   const struct alcohol_config *alcohol);
+                   const struct alcohol_config *alcohol, const struct rule_set *rules);
 
 /* Records a dispute or crash note on a stop. */
 int db_stop_note_add(sqlite3 *db, const char *stop_id, const char *kind, unsigned uid);

@@ -605,7 +605,8 @@ static int decide_if_ended(struct daemon *daemon, const char *stop_id)
     if (ended <= 0) {
         return ended;
     }
-    return db_stop_decide(daemon->db, daemon->config.lab_id, stop_id, &daemon->config.alcohol) == 0
+    return db_stop_decide(daemon->db, daemon->config.lab_id, stop_id, &daemon->config.alcohol,
+                          &daemon->rules) == 0
                ? 1
                : -1;
 }

@@ -196,8 +196,8 @@ static void interrupt_left_open(const struct test_row *row, void *user)
         db_test_set_state(daemon->db, row->id, "interrupted",
                           "the daemon restarted during the test") != 0 ||
         (db_stop_ended(daemon->db, row->stop_id) == 1 &&
-         db_stop_decide(daemon->db, daemon->config.lab_id, row->stop_id, &daemon->config.alcohol) !=
-             0) ||
+         db_stop_decide(daemon->db, daemon->config.lab_id, row->stop_id, &daemon->config.alcohol,
+                        &daemon->rules) != 0) ||
         db_commit(daemon->db) != 0) {
         log_msg(LOG_ERR, "%s: test %s: marking it interrupted failed: %s", row->instrument, row->id,
                 db_errmsg(daemon->db));
