@@ -9,6 +9,7 @@
 
 #include "protocol/breath_map.h"
 #include "sim/scenario_parse.h"
+#include "sim/wire_fault.h"
 
 /* Result and faults of one test. Line numbers are 0 for keys the file did
  * not set, so that a key set twice can name its first line. */
@@ -51,6 +52,8 @@ struct breath_scenario {
     struct breath_test default_test;
     struct breath_numbered_test *tests;
     size_t test_count;
+
+    struct wire_fault_plan requests; /* [request.N] sections */
 };
 
 /* Fills sc with the built-in scenario: the defaults of docs/sim.md, every

@@ -419,12 +419,24 @@ static bool run_device_command(void *device, const char *command)
     return true;
 }
 
+/* The analyzer restarts: it forgets its test and warms up again. */
+static void power_cycle(void *device, int64_t now)
+{
+    struct breath_sim *sim = device;
+
+    reset_to_ready(sim);
+    sim->state = BREATH_WARMING_UP;
+    sim->warm_end_ms = now + sim->scenario->warmup_ms;
+    slave_loop_event(&sim->loop, "power-cycle");
+}
+
 static const struct slave_device_ops breath_ops = {
     .advance = advance_phases,
     .next_due = next_due,
     .read = read_registers,
     .write = write_registers,
     .command = run_device_command,
+    .power_cycle = power_cycle,
     .command_names = "hold, release",
 };
 
@@ -439,7 +451,7 @@ static void init_sim(struct breath_sim *sim, const struct sim_run *run,
     };
 
     memset(sim, 0, sizeof *sim);
-    slave_loop_init(&sim->loop, run, &breath_ops, sim);
+    slave_loop_init(&sim->loop, run, &breath_ops, sim, &sc->requests);
     sim->scenario = sc;
     reset_to_ready(sim);
     sim->state = BREATH_WARMING_UP;

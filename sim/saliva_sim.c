@@ -414,12 +414,24 @@ static bool run_device_command(void *device, const char *command)
     return true;
 }
 
+/* The analyzer restarts: it forgets its test and result and comes back
+ * idle. */
+static void power_cycle(void *device, int64_t now)
+{
+    struct saliva_sim *sim = device;
+
+    (void)now;
+    reset_to_idle(sim);
+    slave_loop_event(&sim->loop, "power-cycle");
+}
+
 static const struct slave_device_ops saliva_ops = {
     .advance = advance_phases,
     .next_due = next_phase_end,
     .read = read_registers,
     .write = write_registers,
     .command = run_device_command,
+    .power_cycle = power_cycle,
     .command_names = "hold, release",
 };
 
@@ -433,7 +445,7 @@ static void init_sim(struct saliva_sim *sim, const struct sim_run *run, const st
     };
 
     memset(sim, 0, sizeof *sim);
-    slave_loop_init(&sim->loop, run, &saliva_ops, sim);
+    slave_loop_init(&sim->loop, run, &saliva_ops, sim, &sc->requests);
     sim->scenario = sc;
     reset_to_idle(sim);
 

@@ -338,6 +338,8 @@ static int handle_entry(void *user, const char *section, const char *name, const
         handle_phases(p, name, value);
     } else if (strcmp(section, "default") == 0) {
         handle_test(p, section, &p->sc->default_test, name, value);
+    } else if (wire_fault_handle_key(&p->base, &p->sc->requests, section, name, value)) {
+        return 1;
     } else if (scenario_parse_test_section(section, &number, &valid)) {
         if (!valid) {
             scenario_report_bad_section(&p->base, section, name);
@@ -431,6 +433,7 @@ int scenario_load(struct scenario *sc, const char *path)
     }
 
     check_panel(&p);
+    wire_fault_check_plan(&p.base, &sc->requests);
     return p.base.errors == 0 ? 0 : -1;
 }
 
@@ -446,6 +449,7 @@ const struct scenario_test *scenario_test_for(const struct scenario *sc, unsigne
 
 void scenario_free(struct scenario *sc)
 {
+    wire_fault_plan_free(&sc->requests);
     free(sc->tests);
     sc->tests = NULL;
     sc->test_count = 0;

@@ -8,6 +8,7 @@
 
 #include "protocol/saliva_map.h"
 #include "sim/scenario_parse.h"
+#include "sim/wire_fault.h"
 
 /* Result and faults of one test. Masks have bit (1 << analyte code). Line
  * numbers are 0 for keys the file did not set. They let errors found after
@@ -54,6 +55,8 @@ struct scenario {
     struct scenario_test default_test;
     struct scenario_numbered_test *tests;
     size_t test_count;
+
+    struct wire_fault_plan requests; /* [request.N] sections */
 };
 
 /* Fills sc with the built-in scenario (the example of docs/sim.md, every

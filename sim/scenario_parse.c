@@ -304,6 +304,7 @@ void scenario_report_bad_section(struct scenario_parser *p, const char *section,
                         SCENARIO_MAX_TEST_NUMBER);
     } else {
         scenario_report(p, p->line, section, name,
-                        "unknown section (expected [device], [phases], [default] or [test.N])");
+                        "unknown section (expected [device], [phases], [default], [test.N] or "
+                        "[request.N])");
     }
 }
