@@ -2,6 +2,7 @@
  * arguments of the `fault` command. The loop in slave_loop.c applies them. */
 #include "sim/wire_fault.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,10 +142,13 @@ bool wire_fault_handle_key(struct scenario_parser *p, struct wire_fault_plan *pl
 void wire_fault_check_plan(struct scenario_parser *p, const struct wire_fault_plan *plan)
 {
     for (size_t i = 0; i < plan->count; i++) {
-        if (plan->entries[i].fault.kind == WIRE_FAULT_NONE) {
-            scenario_report(p, plan->entries[i].line, "request", "fault",
-                            "[request.%u] names no fault", plan->entries[i].request);
+        char section[32];
+
+        if (plan->entries[i].fault.kind != WIRE_FAULT_NONE) {
+            continue;
         }
+        snprintf(section, sizeof section, "request.%u", plan->entries[i].request);
+        scenario_report(p, plan->entries[i].line, section, "fault", "missing key");
     }
 }
 

@@ -1418,7 +1418,12 @@ START_TEST(request_section_errors_named)
     ck_assert_msg(strstr(err, ":2: [request.0] fault: invalid request number") != NULL, "%s", err);
     ck_assert_msg(strstr(err, ":4: [request.3] fault: unknown fault 'melt'") != NULL, "%s", err);
     ck_assert_msg(strstr(err, ":6: [request.4] count: expected a count") != NULL, "%s", err);
-    ck_assert_msg(strstr(err, "[request.4] names no fault") != NULL, "%s", err);
+    free(out);
+    free(err);
+
+    harness_write_file(path, "[request.4]\ncount = 2\n");
+    ck_assert_int_eq(harness_run(argv, NULL, 10000, &out, &err), 2);
+    ck_assert_msg(strstr(err, ":2: [request.4] fault: missing key") != NULL, "%s", err);
     free(out);
     free(err);
     unlink(path);
