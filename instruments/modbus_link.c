@@ -40,7 +40,7 @@ static int modbus_failure(const char *action, const char *block, int address, ch
         status = DRIVER_TIMEOUT;
         snprintf(cause, sizeof(cause), "timed out");
     } else if (code == EMBBADCRC) {
-        status = DRIVER_CORRUPT;
+        status = DRIVER_BAD_CRC;
         snprintf(cause, sizeof(cause), "CRC error");
     } else if (code > MODBUS_ENOBASE && code <= MODBUS_ENOBASE + 11) {
         int exception = code - MODBUS_ENOBASE;

@@ -201,10 +201,8 @@ static int plug(struct slave_loop *loop)
     return 0;
 }
 
-/* Counts the request, arms the fault the scenario schedules for it, and
- * returns the kind that applies to this request, using up one of its
- * count. */
-static enum wire_fault_kind take_fault(struct slave_loop *loop)
+/* Counts the request and arms the fault the scenario schedules for it. */
+static void count_request(struct slave_loop *loop)
 {
     const struct wire_fault *scheduled;
 
@@ -213,6 +211,12 @@ static enum wire_fault_kind take_fault(struct slave_loop *loop)
     if (scheduled != NULL) {
         loop->fault = *scheduled;
     }
+}
+
+/* Returns the fault kind that applies to this request, using up one of
+ * its count. */
+static enum wire_fault_kind take_fault(struct slave_loop *loop)
+{
     if (loop->fault.kind == WIRE_FAULT_NONE || loop->fault.count == 0) {
         return WIRE_FAULT_NONE;
     }
@@ -305,12 +309,14 @@ static void handle_frame(struct slave_loop *loop, const uint8_t *frame, size_t l
     if (loop->muted || (req.slave != loop->slave && !broadcast) || (broadcast && !is_write)) {
         return;
     }
-
-    enum wire_fault_kind fault = broadcast ? WIRE_FAULT_NONE : take_fault(loop);
+    if (!broadcast) {
+        count_request(loop);
+    }
     if (loop->withheld_len > 0 || loop->delayed_len > 0) {
         slave_loop_event(loop, "dropped function=%u register=%u", req.function, req.address);
         return;
     }
+    enum wire_fault_kind fault = broadcast ? WIRE_FAULT_NONE : take_fault(loop);
 
     loop->ops->advance(loop->device, now);
     if (fault_replaces_request(loop, fault, &req, now)) {

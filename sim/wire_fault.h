@@ -1,4 +1,4 @@
-/* Wire faults of the Modbus sims: what the host sees on the line (a bad
+/* Wire faults of the Modbus sims: what the host reads on the line (a bad
  * CRC, stray bytes, a missing, cut, late, busy or doubled reply, a pty that
  * goes away, an analyzer that restarts). They are scheduled by request
  * number in a scenario's [request.N] sections, or armed at once with the
@@ -23,7 +23,7 @@ enum wire_fault_kind {
     WIRE_FAULT_SLOW,        /* the reply is sent delay_ms late */
     WIRE_FAULT_BUSY,        /* exception 6 (server device busy), request not carried out */
     WIRE_FAULT_UNPLUG,      /* the pty closes; a new one opens after delay_ms or `plug` */
-    WIRE_FAULT_POWER_CYCLE, /* the analyzer forgets its test and restarts idle */
+    WIRE_FAULT_POWER_CYCLE, /* the analyzer drops its test and restarts idle */
     WIRE_FAULT_RESEND,      /* the reply is sent twice */
 };
 
