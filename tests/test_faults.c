@@ -181,6 +181,61 @@ START_TEST(fault_offline_then_online)
 }
 END_TEST
 
+/* The breath analyzer's line goes offline and back the same way while the
+ * saliva analyzer stays online, and its held test still stores its one
+ * result. */
+START_TEST(breath_fault_offline_then_online)
+{
+    char breath_scenario[256];
+    struct rig rig;
+    char test_id[64];
+    char text[512];
+    char *out;
+    char *err;
+
+    snprintf(breath_scenario, sizeof(breath_scenario), "%s[test.1]\nalcohol = 412.3\n",
+             fast_breath_phases);
+    rig_start_cotest(&rig, fast_phases, breath_scenario, FAST_RETRY, FAST_RETRY);
+    client_ok(&rig, "subject", "add", SUBJECT_A, NULL);
+    child_send(&rig.breath, "hold");
+    wait_event(&rig.breath, "hold");
+    ck_assert_int_eq(client(&rig, &out, &err, "--json", "test", "start", "--subject", SUBJECT_A,
+                            "--instrument", "breath-1", "--no-wait", NULL),
+                     0);
+    char *id = strstr(out, "\"tests\":[{\"id\":\"");
+    ck_assert_msg(id != NULL, "no test ID in %s", out);
+    id += strlen("\"tests\":[{\"id\":\"");
+    snprintf(test_id, sizeof(test_id), "%.*s", (int)strcspn(id, "\""), id);
+    free(out);
+    free(err);
+    wait_event(&rig.breath, "phase test=1 state=analysing");
+
+    child_send(&rig.breath, "fault corrupt 1000000");
+    wait_event(&rig.breath, "fault-armed");
+    snprintf(text, sizeof(text), "breath-1: offline, test %s: 3 failed requests in a row", test_id);
+    wait_log(&rig, text);
+    ck_assert_int_eq(client(&rig, &out, &err, "--json", "instruments", NULL), 0);
+    assert_contains(out, "\"online\":true");
+    assert_contains(out, "\"online\":false");
+    free(out);
+    free(err);
+
+    child_send(&rig.breath, "fault off");
+    wait_event(&rig.breath, "fault-armed kind=none");
+    child_send(&rig.breath, "release");
+    ck_assert_int_eq(client(&rig, &out, &err, "test", "watch", test_id, NULL), 0);
+    free(out);
+    free(err);
+    ck_assert_int_eq(count_lines(rig.daemon.log_path, "breath-1: online"), 2);
+    ck_assert_int_eq(count_lines(rig.daemon.log_path, "breath-1: offline"), 1);
+    ck_assert_int_eq(count_lines(rig.daemon.log_path, "saliva-1: offline"), 0);
+    db_text(&rig, "SELECT breath_raw FROM results", text, sizeof(text));
+    ck_assert_str_eq(text, "4123");
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 1);
+    rig_stop(&rig);
+}
+END_TEST
+
 /* A reply sent twice is read once: the copy is flushed before the next
  * request, so no request fails and the result is stored once. */
 START_TEST(resent_replies_stored_once)
@@ -548,6 +603,7 @@ static Suite *faults_suite(void)
 
     tcase_add_loop_test(wire, fault_offline_then_online, 0,
                         sizeof(failing_faults) / sizeof(failing_faults[0]));
+    tcase_add_test(wire, breath_fault_offline_then_online);
     tcase_add_test(wire, resent_replies_stored_once);
     tcase_add_test(wire, power_cycle_interrupts_test);
     tcase_add_test(wire, crc_errors_name_line_settings);

@@ -1432,6 +1432,51 @@ START_TEST(request_section_errors_named)
 }
 END_TEST
 
+/* The breath sim takes the same wire faults: a [request.N] section makes
+ * request 2 busy, and a power cycle drops the test and starts the warm-up
+ * again. */
+START_TEST(breath_power_cycle_warms_up)
+{
+    struct sim sim;
+    struct breath_status st;
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+
+    start_kind_sim(&sim, "breath", "sim-breath-power",
+                   "[phases]\nwarmup_ms = 86400000\n[request.2]\nfault = busy\n", NULL);
+    int fd = open_port(&sim);
+    read_breath_status(fd, &st);
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, BREATH_STATUS_ADDR,
+                                        BREATH_STATUS_COUNT, frame);
+    send_bytes(fd, frame, len);
+    read_reply(fd, reply);
+    ck_assert_uint_eq(reply[2], RTU_EX_BUSY);
+    expect_event(&sim, "fault kind=busy request=2", line, sizeof line);
+    stop_sim(&sim);
+
+    start_kind_sim(&sim, "breath", "sim-breath-power-run", FAST_BREATH_PHASES, NULL);
+    fd = open_port(&sim);
+    expect_event(&sim, "warm", line, sizeof line);
+    child_send(&sim.child, "hold");
+    expect_event(&sim, "hold", line, sizeof line);
+    ck_assert_uint_eq(send_breath_command(fd, 0xABCD0002, BREATH_CMD_START), 0);
+    expect_event(&sim, "phase test=1 state=analysing", line, sizeof line);
+
+    child_send(&sim.child, "fault power-cycle");
+    expect_event(&sim, "fault-armed kind=power-cycle", line, sizeof line);
+    len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, BREATH_STATUS_ADDR, BREATH_STATUS_COUNT,
+                                 frame);
+    send_bytes(fd, frame, len);
+    expect_event(&sim, "power-cycle", line, sizeof line);
+    expect_event(&sim, "warm", line, sizeof line);
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.state, BREATH_READY);
+    ck_assert_uint_eq(st.host_test_id, 0);
+    stop_sim(&sim);
+}
+END_TEST
+
 static Suite *sim_suite(void)
 {
     Suite *suite = suite_create("sim");
@@ -1471,6 +1516,7 @@ static Suite *sim_suite(void)
     tcase_add_test(breath, breath_never_blows_until_abort);
     tcase_add_test(breath, breath_hold_keeps_analysing);
     tcase_add_test(breath, breath_error_and_faults);
+    tcase_add_test(breath, breath_power_cycle_warms_up);
     suite_add_tcase(suite, breath);
 
     tcase_set_timeout(process, HARNESS_CASE_TIMEOUT);
