@@ -139,7 +139,10 @@ int modbus_link_read(struct modbus_link *link, const char *block, int address, i
 {
     int got;
 
-    /* Bytes waiting before a request are stale: a late reply or noise. */
+    /* Bytes waiting before a request are stale: a late reply or noise.
+     * TODO: a late reply that arrives after this flush, while the next
+     * request of the same length waits, is taken as that request's reply,
+     * because RTU frames carry no transaction ID. */
     modbus_flush(link->ctx);
     got = modbus_read_registers(link->ctx, address, count, regs);
     if (got == count) {
