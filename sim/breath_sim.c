@@ -419,7 +419,7 @@ static bool run_device_command(void *device, const char *command)
     return true;
 }
 
-/* The analyzer restarts: it forgets its test and warms up again. */
+/* The analyzer restarts: it drops its test and warms up again. */
 static void power_cycle(void *device, int64_t now)
 {
     struct breath_sim *sim = device;

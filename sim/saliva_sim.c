@@ -414,7 +414,7 @@ static bool run_device_command(void *device, const char *command)
     return true;
 }
 
-/* The analyzer restarts: it forgets its test and result and comes back
+/* The analyzer restarts: it drops its test and result and comes back
  * idle. */
 static void power_cycle(void *device, int64_t now)
 {

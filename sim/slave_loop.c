@@ -229,8 +229,8 @@ static enum wire_fault_kind take_fault(struct slave_loop *loop)
     return kind;
 }
 
-/* Sends a reply the way the fault asks, or normally (or withheld by
- * `stall`) without one. */
+/* Sends the reply as the fault changes it. Without a fault the reply is
+ * sent normally, or withheld after `stall`. */
 static void send_faulted(struct slave_loop *loop, enum wire_fault_kind fault,
                          const struct rtu_request *req, uint8_t *reply, size_t len, int64_t now)
 {

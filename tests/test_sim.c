@@ -1376,9 +1376,9 @@ START_TEST(unplug_then_plug_new_pty)
 }
 END_TEST
 
-/* A power cycle answers nothing and leaves the analyzer idle, without its
- * test. */
-START_TEST(power_cycle_forgets_test)
+/* A request that meets a power cycle gets no reply, and the analyzer is
+ * left idle, without its test. */
+START_TEST(power_cycle_drops_test)
 {
     struct sim sim;
     struct saliva_status st;
@@ -1497,7 +1497,7 @@ static Suite *sim_suite(void)
     tcase_add_test(wire, request_section_schedules_fault);
     tcase_add_test(wire, slow_reply_arrives_late);
     tcase_add_test(wire, unplug_then_plug_new_pty);
-    tcase_add_test(wire, power_cycle_forgets_test);
+    tcase_add_test(wire, power_cycle_drops_test);
     suite_add_tcase(suite, wire);
 
     tcase_set_timeout(commands, HARNESS_CASE_TIMEOUT);
