@@ -215,9 +215,12 @@ static void count_request(struct slave_loop *loop)
 
 /* Returns the fault kind that applies to this request, using up one of
  * its count. */
-static enum wire_fault_kind take_fault(struct slave_loop *loop)
+static enum wire_fault_kind take_fault(struct slave_loop *loop, const struct rtu_request *req)
 {
     if (loop->fault.kind == WIRE_FAULT_NONE || loop->fault.count == 0) {
+        return WIRE_FAULT_NONE;
+    }
+    if (loop->fault.address >= 0 && loop->fault.address != req->address) {
         return WIRE_FAULT_NONE;
     }
 
@@ -225,7 +228,8 @@ static enum wire_fault_kind take_fault(struct slave_loop *loop)
     if (--loop->fault.count == 0) {
         loop->fault.kind = WIRE_FAULT_NONE;
     }
-    slave_loop_event(loop, "fault kind=%s request=%u", wire_fault_name(kind), loop->requests);
+    slave_loop_event(loop, "fault kind=%s request=%u function=%u register=%u",
+                     wire_fault_name(kind), loop->requests, req->function, req->address);
     return kind;
 }
 
@@ -316,7 +320,7 @@ static void handle_frame(struct slave_loop *loop, const uint8_t *frame, size_t l
         slave_loop_event(loop, "dropped function=%u register=%u", req.function, req.address);
         return;
     }
-    enum wire_fault_kind fault = broadcast ? WIRE_FAULT_NONE : take_fault(loop);
+    enum wire_fault_kind fault = broadcast ? WIRE_FAULT_NONE : take_fault(loop, &req);
 
     loop->ops->advance(loop->device, now);
     if (fault_replaces_request(loop, fault, &req, now)) {
@@ -440,6 +444,11 @@ static void arm_fault(struct slave_loop *loop, const char *arguments)
     loop->fault = fault;
     if (fault.kind == WIRE_FAULT_NONE) {
         slave_loop_event(loop, "fault-armed kind=none");
+        return;
+    }
+    if (fault.address >= 0) {
+        slave_loop_event(loop, "fault-armed kind=%s count=%u delay_ms=%u register=%d",
+                         wire_fault_name(fault.kind), fault.count, fault.delay_ms, fault.address);
         return;
     }
     slave_loop_event(loop, "fault-armed kind=%s count=%u delay_ms=%u", wire_fault_name(fault.kind),

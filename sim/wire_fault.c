@@ -78,6 +78,7 @@ static struct wire_fault_entry *find_or_add(struct scenario_parser *p, struct wi
     memset(entry, 0, sizeof *entry);
     entry->request = request;
     entry->fault.count = 1;
+    entry->fault.address = -1;
     entry->line = p->line;
     return entry;
 }
@@ -110,9 +111,15 @@ static void handle_key(struct scenario_parser *p, struct wire_fault_entry *entry
         } else {
             entry->fault.delay_ms = (unsigned)n;
         }
+    } else if (strcmp(name, "register") == 0) {
+        if (!scenario_parse_unsigned(value, UINT16_MAX, &n)) {
+            scenario_report(p, p->line, section, name, "expected a register from 0 to 65535");
+        } else {
+            entry->fault.address = (int)n;
+        }
     } else {
         scenario_report(p, p->line, section, name,
-                        "unknown key (expected fault, count or delay_ms)");
+                        "unknown key (expected fault, count, delay_ms or register)");
     }
 }
 
@@ -182,17 +189,20 @@ static bool parse_number(const char *text, unsigned long max, unsigned *out)
 
 bool wire_fault_parse_command(const char *arguments, struct wire_fault *fault, const char **error)
 {
-    char words[3][32] = {"", "", ""};
+    char words[4][32] = {"", "", "", ""};
     char extra[2] = "";
-    int n = sscanf(arguments, "%31s %31s %31s %1s", words[0], words[1], words[2], extra);
+    int n =
+        sscanf(arguments, "%31s %31s %31s %31s %1s", words[0], words[1], words[2], words[3], extra);
+    unsigned address;
 
     memset(fault, 0, sizeof *fault);
+    fault->address = -1;
     if (n >= 1 && strcmp(words[0], "off") == 0 && n == 1) {
         return true;
     }
-    if (n < 1 || n > 3 || !wire_fault_parse_kind(words[0], &fault->kind)) {
-        *error = "expected 'fault KIND [COUNT [DELAY_MS]]' or 'fault off', KIND one of corrupt, "
-                 "noise, drop, truncate, slow, busy, unplug, power-cycle, resend";
+    if (n < 1 || n > 4 || !wire_fault_parse_kind(words[0], &fault->kind)) {
+        *error = "expected 'fault KIND [COUNT [DELAY_MS [REGISTER]]]' or 'fault off', KIND one "
+                 "of corrupt, noise, drop, truncate, slow, busy, unplug, power-cycle, resend";
         return false;
     }
     fault->count = 1;
@@ -202,9 +212,16 @@ bool wire_fault_parse_command(const char *arguments, struct wire_fault *fault, c
         *error = "COUNT must be a number of requests from 1 to 1000000";
         return false;
     }
-    if (n == 3 && !parse_number(words[2], WIRE_FAULT_MAX_MS, &fault->delay_ms)) {
+    if (n >= 3 && !parse_number(words[2], WIRE_FAULT_MAX_MS, &fault->delay_ms)) {
         *error = "DELAY_MS must be milliseconds from 0 to 600000";
         return false;
+    }
+    if (n == 4 && !parse_number(words[3], UINT16_MAX, &address)) {
+        *error = "REGISTER must be a register address from 0 to 65535";
+        return false;
+    }
+    if (n == 4) {
+        fault->address = (int)address;
     }
     return true;
 }

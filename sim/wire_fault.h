@@ -32,6 +32,7 @@ struct wire_fault {
     enum wire_fault_kind kind;
     unsigned count;    /* requests it applies to; unplug and power-cycle use one */
     unsigned delay_ms; /* slow: reply delay; unplug: time unplugged, 0 until `plug` */
+    int address;       /* first register of the requests it applies to, or -1 for any */
 };
 
 /* A [request.N] section: the fault is armed when request N arrives. */
@@ -52,7 +53,8 @@ const char *wire_fault_name(enum wire_fault_kind kind);
 /* Parses a fault name. Returns false for an unknown one. */
 bool wire_fault_parse_kind(const char *name, enum wire_fault_kind *kind);
 
-/* Handles one key when section is "request.N": fault, count or delay_ms.
+/* Handles one key when section is "request.N": fault, count, delay_ms or
+ * register.
  * Returns false for other sections, so the kind's parser handles them.
  * Errors are reported through p. */
 bool wire_fault_handle_key(struct scenario_parser *p, struct wire_fault_plan *plan,
@@ -66,8 +68,9 @@ const struct wire_fault *wire_fault_at(const struct wire_fault_plan *plan, unsig
 
 void wire_fault_plan_free(struct wire_fault_plan *plan);
 
-/* Parses the arguments of the `fault` command: "KIND [COUNT [DELAY_MS]]"
- * or "off". Returns false with *error set for bad arguments. */
+/* Parses the arguments of the `fault` command: "KIND [COUNT [DELAY_MS
+ * [REGISTER]]]" or "off". Returns false with *error set for bad
+ * arguments. */
 bool wire_fault_parse_command(const char *arguments, struct wire_fault *fault, const char **error);
 
 /* The delay that a kind uses when none is given. */

@@ -236,6 +236,65 @@ START_TEST(breath_fault_offline_then_online)
 }
 END_TEST
 
+/* Faults aimed at the result block read, each with the error it causes,
+ * or NULL when the read still succeeds. */
+static const struct {
+    const char *kind;
+    const char *error;
+} result_faults[] = {
+    {"truncate", "timed out reading result block"},
+    {"corrupt", "CRC error reading result block"},
+    {"noise", "reading result block"},
+    {"drop", "timed out reading result block"},
+    {"busy", "Modbus exception 6 (server device busy) reading result block"},
+    {"resend", NULL},
+};
+
+/* Two reads of the result block in a row go wrong (a resent reply only
+ * doubles the first): the daemon stores nothing from them, reads the
+ * result again, and stores it whole once. Two failures stay under
+ * offline_after_failures, so the analyzer stays online. */
+START_TEST(result_read_fault_retried)
+{
+    struct rig rig;
+    char test_id[64];
+    char command[64];
+    char line[256];
+    char *out;
+    char *err;
+
+    rig_start(&rig, scenario_with_result, FAST_RETRY);
+    start_held_test(&rig, test_id, sizeof(test_id));
+    snprintf(command, sizeof(command), "fault %s 2 0 300", result_faults[_i].kind);
+    child_send(&rig.sim, command);
+    wait_event(&rig.sim, "fault-armed");
+    child_send(&rig.sim, "release");
+    /* A resent reply is read at once, so only the first read meets it. */
+    int faulted_reads = result_faults[_i].error != NULL ? 2 : 1;
+    for (int read = 0; read < faulted_reads; read++) {
+        ck_assert(child_wait_line(&rig.sim, "fault kind=", EVENT_MS, line, sizeof(line)));
+        assert_contains(line, "function=3 register=300");
+    }
+
+    ck_assert_int_eq(client(&rig, &out, &err, "test", "watch", test_id, NULL), 0);
+    free(out);
+    free(err);
+    wait_event(&rig.sim, "ack test=1");
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 1);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM result_analytes"), 10);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM result_analytes WHERE analyte ="
+                                    " 'methamphetamine' AND value_text = '120.500'"),
+                     1);
+    if (result_faults[_i].error != NULL) {
+        ck_assert_int_eq(count_lines(rig.daemon.log_path, result_faults[_i].error), 2);
+    } else {
+        ck_assert_int_eq(count_lines(rig.daemon.log_path, "reading result block"), 0);
+    }
+    ck_assert_int_eq(count_lines(rig.daemon.log_path, "saliva-1: offline"), 0);
+    rig_stop(&rig);
+}
+END_TEST
+
 /* A reply sent twice is read once: the copy is flushed before the next
  * request, so no request fails and the result is stored once. */
 START_TEST(resent_replies_stored_once)
@@ -603,6 +662,8 @@ static Suite *faults_suite(void)
 
     tcase_add_loop_test(wire, fault_offline_then_online, 0,
                         sizeof(failing_faults) / sizeof(failing_faults[0]));
+    tcase_add_loop_test(wire, result_read_fault_retried, 0,
+                        sizeof(result_faults) / sizeof(result_faults[0]));
     tcase_add_test(wire, breath_fault_offline_then_online);
     tcase_add_test(wire, resent_replies_stored_once);
     tcase_add_test(wire, power_cycle_interrupts_test);

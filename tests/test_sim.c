@@ -1226,7 +1226,8 @@ static void send_faulted_read(struct sim *sim, const char *command, const char *
     size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_STATUS_ADDR,
                                         SALIVA_STATUS_COUNT, frame);
     send_bytes(sim->port, frame, len);
-    snprintf(expected, sizeof expected, "fault kind=%s request=%u", kind, request);
+    snprintf(expected, sizeof expected, "fault kind=%s request=%u function=3 register=%u", kind,
+             request, SALIVA_STATUS_ADDR);
     expect_event(sim, "fault kind=", line, sizeof line);
     ck_assert_str_eq(line, expected);
 }
@@ -1274,6 +1275,19 @@ START_TEST(wire_faults_change_replies)
     /* The count is used up: the next request gets its normal reply. */
     read_status(fd, &st);
     ck_assert_uint_eq(st.state, SALIVA_IDLE);
+
+    /* A fault for one register waits for a request that reads it. */
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME];
+    child_send(&sim.child, "fault drop 1 0 300");
+    expect_event(&sim, "fault-armed kind=drop count=1 delay_ms=0 register=300", line, sizeof line);
+    read_status(fd, &st);
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_RESULT_ADDR,
+                                        SALIVA_RESULT_COUNT, frame);
+    send_bytes(fd, frame, len);
+    expect_event(&sim, "fault kind=drop", line, sizeof line);
+    ck_assert_str_eq(line, "fault kind=drop request=9 function=3 register=300");
+    assert_no_reply_waiting(fd);
     stop_sim(&sim);
 }
 END_TEST
