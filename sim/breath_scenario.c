@@ -313,9 +313,12 @@ static void handle_test(struct parser *p, const char *section, struct breath_tes
                                         &test->fault_line, &keyword)) {
             test->fault = (enum scenario_fault)keyword;
         }
+    } else if (wire_fault_handle_test_key(&p->base, section, name, value, &test->wire)) {
+        return;
     } else {
         scenario_report(&p->base, p->base.line, section, name,
-                        "unknown key (expected alcohol, flags, temperature, blow, error or fault)");
+                        "unknown key (expected alcohol, flags, temperature, blow, error, fault, "
+                        "fault_count or fault_delay_ms)");
     }
 }
 

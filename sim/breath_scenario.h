@@ -20,6 +20,7 @@ struct breath_test {
     bool never_blows;    /* blow = never: the test stays in blow-requested */
     uint16_t error;      /* enum breath_error, or BREATH_ERR_NONE for a result */
     enum scenario_fault fault;
+    struct wire_fault_test_keys wire; /* fault_count and fault_delay_ms */
 
     int alcohol_line;
     int flags_line;

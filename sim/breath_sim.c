@@ -302,6 +302,10 @@ static uint8_t start_test(struct breath_sim *sim, uint32_t host_id, int64_t now,
     sim->test_number = number;
     sim->host_test_id = host_id;
     slave_loop_event(&sim->loop, "start test=%u host_id=0x%08x", number, host_id);
+    if (test->fault >= SCENARIO_FAULT_WIRE) {
+        struct wire_fault fault = wire_fault_for_test(test->fault, &test->wire);
+        slave_loop_arm_fault(&sim->loop, &fault, number);
+    }
     enter_phase(sim, BREATH_BLOW_REQUESTED, now);
     return 0;
 }

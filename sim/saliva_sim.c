@@ -278,6 +278,10 @@ static uint8_t start_test(struct saliva_sim *sim, uint32_t host_id, int64_t now,
     sim->test_start_ms = now;
     sim->ack_lost = false;
     slave_loop_event(&sim->loop, "start test=%u host_id=0x%08x", number, host_id);
+    if (test->fault >= SCENARIO_FAULT_WIRE) {
+        struct wire_fault fault = wire_fault_for_test(test->fault, &test->wire);
+        slave_loop_arm_fault(&sim->loop, &fault, number);
+    }
     enter_phase(sim, SALIVA_CARTRIDGE_IN, now);
     return 0;
 }

@@ -287,6 +287,8 @@ static void handle_test(struct parser *p, const char *section, struct scenario_t
                                         &test->fault_line, &keyword)) {
             test->fault = (enum scenario_fault)keyword;
         }
+    } else if (wire_fault_handle_test_key(&p->base, section, name, value, &test->wire)) {
+        return;
     } else if (strcmp(name, "over_range") == 0) {
         handle_list_key(p, section, name, value, &test->over_range_line, &test->over_range);
     } else if (strcmp(name, "under_range") == 0) {
@@ -297,7 +299,7 @@ static void handle_test(struct parser *p, const char *section, struct scenario_t
     } else {
         scenario_report(&p->base, p->base.line, section, name,
                         "unknown key (expected an analyte name, outcome, over_range, under_range, "
-                        "control_invalid, error or fault)");
+                        "control_invalid, error, fault, fault_count or fault_delay_ms)");
     }
 }
 

@@ -21,6 +21,7 @@ struct scenario_test {
     uint32_t control_invalid;
     uint16_t error; /* enum saliva_error, or SALIVA_ERR_NONE for a result */
     enum scenario_fault fault;
+    struct wire_fault_test_keys wire; /* fault_count and fault_delay_ms */
 
     int concentration_line[SALIVA_ANALYTE_LIMIT];
     int outcome_line;

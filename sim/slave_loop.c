@@ -432,6 +432,26 @@ static void unstall(struct slave_loop *loop)
                      loop->withheld_address);
 }
 
+void slave_loop_arm_fault(struct slave_loop *loop, const struct wire_fault *fault, unsigned test)
+{
+    char where[48] = "";
+
+    loop->fault = *fault;
+    if (fault->kind == WIRE_FAULT_NONE) {
+        slave_loop_event(loop, "fault-armed kind=none");
+        return;
+    }
+    if (fault->address >= 0) {
+        snprintf(where, sizeof where, " register=%d", fault->address);
+    }
+    if (test != 0) {
+        size_t used = strlen(where);
+        snprintf(where + used, sizeof where - used, " test=%u", test);
+    }
+    slave_loop_event(loop, "fault-armed kind=%s count=%u delay_ms=%u%s",
+                     wire_fault_name(fault->kind), fault->count, fault->delay_ms, where);
+}
+
 static void arm_fault(struct slave_loop *loop, const char *arguments)
 {
     struct wire_fault fault;
@@ -441,18 +461,7 @@ static void arm_fault(struct slave_loop *loop, const char *arguments)
         fprintf(stderr, "toxlab-sim: fault %s: %s\n", arguments, error);
         return;
     }
-    loop->fault = fault;
-    if (fault.kind == WIRE_FAULT_NONE) {
-        slave_loop_event(loop, "fault-armed kind=none");
-        return;
-    }
-    if (fault.address >= 0) {
-        slave_loop_event(loop, "fault-armed kind=%s count=%u delay_ms=%u register=%d",
-                         wire_fault_name(fault.kind), fault.count, fault.delay_ms, fault.address);
-        return;
-    }
-    slave_loop_event(loop, "fault-armed kind=%s count=%u delay_ms=%u", wire_fault_name(fault.kind),
-                     fault.count, fault.delay_ms);
+    slave_loop_arm_fault(loop, &fault, 0);
 }
 
 /* Runs the commands that change the wire: fault, unplug and plug. Returns

@@ -101,6 +101,10 @@ void slave_loop_init(struct slave_loop *loop, const struct sim_run *run,
 void slave_loop_event(struct slave_loop *loop, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Arms a wire fault for the next requests, as the `fault` command does,
+ * and prints fault-armed with the test number when test is not 0. */
+void slave_loop_arm_fault(struct slave_loop *loop, const struct wire_fault *fault, unsigned test);
+
 /* Serves requests, commands and timers until a stop signal, `quit`, or end
  * of standard input with exit_on_eof, then prints the `stop` event. Returns
  * 0, or 1 when the pty or poll() failed. */

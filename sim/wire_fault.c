@@ -176,6 +176,48 @@ void wire_fault_plan_free(struct wire_fault_plan *plan)
     plan->count = 0;
 }
 
+bool wire_fault_handle_test_key(struct scenario_parser *p, const char *section, const char *name,
+                                const char *value, struct wire_fault_test_keys *keys)
+{
+    unsigned long n = 0;
+
+    if (strcmp(name, "fault_count") == 0) {
+        if (!scenario_claim_line(p, section, name, &keys->count_line)) {
+            return true;
+        }
+        if (!scenario_parse_unsigned(value, WIRE_FAULT_MAX_COUNT, &n) || n == 0) {
+            scenario_report(p, p->line, section, name, "expected a count from 1 to %u",
+                            WIRE_FAULT_MAX_COUNT);
+        }
+        keys->count = (unsigned)n;
+        return true;
+    }
+    if (strcmp(name, "fault_delay_ms") == 0) {
+        if (!scenario_claim_line(p, section, name, &keys->delay_line)) {
+            return true;
+        }
+        if (!scenario_parse_unsigned(value, WIRE_FAULT_MAX_MS, &n)) {
+            scenario_report(p, p->line, section, name, "expected milliseconds from 0 to %u",
+                            WIRE_FAULT_MAX_MS);
+        }
+        keys->delay_ms = (unsigned)n;
+        return true;
+    }
+    return false;
+}
+
+struct wire_fault wire_fault_for_test(int fault, const struct wire_fault_test_keys *keys)
+{
+    struct wire_fault wire = {
+        .kind = (enum wire_fault_kind)(fault - SCENARIO_FAULT_WIRE),
+        .count = keys->count_line != 0 ? keys->count : 1,
+        .address = -1,
+    };
+
+    wire.delay_ms = keys->delay_line != 0 ? keys->delay_ms : wire_fault_default_delay(wire.kind);
+    return wire;
+}
+
 static bool parse_number(const char *text, unsigned long max, unsigned *out)
 {
     unsigned long n;

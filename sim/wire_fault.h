@@ -1,8 +1,9 @@
 /* Wire faults of the Modbus sims: what the host reads on the line (a bad
  * CRC, stray bytes, a missing, cut, late, busy or doubled reply, a pty that
- * goes away, an analyzer that restarts). They are scheduled by request
- * number in a scenario's [request.N] sections, or armed at once with the
- * `fault` command on standard input. docs/sim.md describes both. */
+ * goes away, an analyzer that restarts). A scenario schedules them by
+ * request number in [request.N] sections or by test number with a
+ * [test.N] fault key, and the `fault` command on standard input arms one
+ * at once. docs/sim.md describes all three. */
 #ifndef TOXLAB_SIM_WIRE_FAULT_H
 #define TOXLAB_SIM_WIRE_FAULT_H
 
@@ -47,6 +48,15 @@ struct wire_fault_plan {
     size_t count;
 };
 
+/* The keys of a [test.N] section that shape a wire fault named by its
+ * `fault` key. Line numbers are 0 for keys the file did not set. */
+struct wire_fault_test_keys {
+    unsigned count;    /* fault_count: requests it acts on */
+    unsigned delay_ms; /* fault_delay_ms */
+    int count_line;
+    int delay_line;
+};
+
 /* Returns the kind's name in scenarios, commands and events ("power-cycle"). */
 const char *wire_fault_name(enum wire_fault_kind kind);
 
@@ -62,6 +72,15 @@ bool wire_fault_handle_key(struct scenario_parser *p, struct wire_fault_plan *pl
 
 /* Reports each [request.N] section without a fault key. */
 void wire_fault_check_plan(struct scenario_parser *p, const struct wire_fault_plan *plan);
+
+/* Handles fault_count and fault_delay_ms of a [test.N] section. Returns
+ * false for other keys. */
+bool wire_fault_handle_test_key(struct scenario_parser *p, const char *section, const char *name,
+                                const char *value, struct wire_fault_test_keys *keys);
+
+/* Returns the wire fault a test's `fault` key names (a value from
+ * SCENARIO_FAULT_WIRE on), with its count and delay. */
+struct wire_fault wire_fault_for_test(int fault, const struct wire_fault_test_keys *keys);
 
 /* Returns the fault scheduled for request number `request`, or NULL. */
 const struct wire_fault *wire_fault_at(const struct wire_fault_plan *plan, unsigned request);

@@ -408,6 +408,50 @@ START_TEST(port_vanishes_mid_poll)
 }
 END_TEST
 
+/* A scenario unplugs the analyzer at the first request after test 1's
+ * start and plugs it back 300 ms later under another name: the test goes
+ * on and its result is stored once. */
+START_TEST(scheduled_unplug_test_completes)
+{
+    struct rig rig;
+    char scenario[512];
+    char link_path[600];
+    char old_pty[128] = "";
+    char test_id[64];
+    char *out;
+    char *err;
+
+    snprintf(scenario, sizeof(scenario),
+             "%s[test.1]\nmethamphetamine = 120.5\nfault = unplug\nfault_delay_ms = 300\n",
+             fast_phases);
+    rig_prepare(&rig);
+    snprintf(link_path, sizeof(link_path), "%s/saliva", rig.dir);
+    rig_start_linked_sim(&rig, &rig.sim, scenario, link_path);
+    write_config(&rig, FAST_RETRY);
+    start_daemon(&rig);
+    ck_assert_int_gt(readlink(link_path, old_pty, sizeof(old_pty) - 1), 0);
+    int holder = open(old_pty, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    ck_assert_int_ge(holder, 0);
+
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    start_detached(&rig, test_id, sizeof(test_id));
+    wait_event(&rig.sim, "fault-armed kind=unplug count=1 delay_ms=300 test=1");
+    wait_event(&rig.sim, "unplug");
+    wait_event(&rig.sim, "plug pty=");
+    ck_assert_int_eq(client(&rig, &out, &err, "test", "watch", test_id, NULL), 0);
+    free(out);
+    free(err);
+
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 1);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM result_analytes WHERE analyte ="
+                                    " 'methamphetamine' AND value_text = '120.500'"),
+                     1);
+    ck_assert_int_eq(count_lines(rig.daemon.log_path, "saliva-1: offline"), 1);
+    close(holder);
+    rig_stop(&rig);
+}
+END_TEST
+
 /* Counts the open descriptors of a process, and in *on_path those open on
  * path. */
 static int count_fds(pid_t pid, const char *path, int *on_path)
@@ -670,6 +714,7 @@ static Suite *faults_suite(void)
     tcase_add_test(wire, crc_errors_name_line_settings);
     tcase_add_test(wire, slow_analyzer_needs_timeout);
     tcase_add_test(port, port_vanishes_mid_poll);
+    tcase_add_test(port, scheduled_unplug_test_completes);
     tcase_add_test(port, reconnects_leak_no_descriptors);
     tcase_add_test(port, locked_port_busy_then_online);
     tcase_add_test(sigterm, sigterm_during_long_wait);

@@ -1142,7 +1142,7 @@ START_TEST(breath_scenario_error_names_line)
         {"[test.3]\ntemperature = 21.05\n", "scenario.ini:2:", "temperature"},
         {"[test.2]\n\nblow = sometimes\n", "scenario.ini:3:", "blow"},
         {"[test.1]\nerror = sensor-fault\n", "scenario.ini:2:", "error"},
-        {"[test.1]\nfault = busy\n", "scenario.ini:2:", "fault"},
+        {"[test.1]\nfault = melt\n", "scenario.ini:2:", "fault"},
         {"[test.1]\nthc = 3\n", "scenario.ini:2:", "thc"},
         {"[test.1]\nalcohol = 1\nalcohol = 2\n", "scenario.ini:3:", "alcohol"},
     };
@@ -1435,6 +1435,12 @@ START_TEST(request_section_errors_named)
     free(out);
     free(err);
 
+    harness_write_file(path, "[test.2]\nfault = unplug\nfault_count = 0\n");
+    ck_assert_int_eq(harness_run(argv, NULL, 10000, &out, &err), 2);
+    ck_assert_msg(strstr(err, ":3: [test.2] fault_count: expected a count") != NULL, "%s", err);
+    free(out);
+    free(err);
+
     harness_write_file(path, "[request.4]\ncount = 2\n");
     ck_assert_int_eq(harness_run(argv, NULL, 10000, &out, &err), 2);
     ck_assert_msg(strstr(err, ":2: [request.4] fault: missing key") != NULL, "%s", err);
@@ -1491,6 +1497,48 @@ START_TEST(breath_power_cycle_warms_up)
 }
 END_TEST
 
+/* A [test.N] fault that names a wire fault is armed when that test starts
+ * and acts on the requests after the start: two busy replies for test 1,
+ * and a power cycle that drops test 2. */
+START_TEST(test_section_arms_wire_fault)
+{
+    struct sim sim;
+    struct saliva_status st;
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+
+    start_sim(&sim, "sim-test-fault",
+              FAST_PHASES "[test.1]\nfault = busy\nfault_count = 2\n"
+                          "[test.2]\nfault = power-cycle\n",
+              NULL);
+    int fd = open_port(&sim);
+    ck_assert_uint_eq(send_command(fd, 0x00000001, SALIVA_CMD_START), 0);
+    expect_event(&sim, "fault-armed", line, sizeof line);
+    ck_assert_str_eq(line, "fault-armed kind=busy count=2 delay_ms=0 test=1");
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_STATUS_ADDR,
+                                        SALIVA_STATUS_COUNT, frame);
+    for (int i = 0; i < 2; i++) {
+        send_bytes(fd, frame, len);
+        read_reply(fd, reply);
+        ck_assert_uint_eq(reply[2], RTU_EX_BUSY);
+    }
+    expect_event(&sim, "phase test=1 state=result-ready", line, sizeof line);
+    read_status(fd, &st);
+    ck_assert_uint_eq(st.state, SALIVA_RESULT_READY);
+    ck_assert_uint_eq(send_command(fd, 0x00000001, SALIVA_CMD_ACK_RESULT), 0);
+
+    ck_assert_uint_eq(send_command(fd, 0x00000002, SALIVA_CMD_START), 0);
+    expect_event(&sim, "fault-armed kind=power-cycle count=1 delay_ms=0 test=2", line, sizeof line);
+    send_bytes(fd, frame, len);
+    expect_event(&sim, "power-cycle", line, sizeof line);
+    read_status(fd, &st);
+    ck_assert_uint_eq(st.state, SALIVA_IDLE);
+    ck_assert_uint_eq(st.host_test_id, 0);
+    stop_sim(&sim);
+}
+END_TEST
+
 static Suite *sim_suite(void)
 {
     Suite *suite = suite_create("sim");
@@ -1519,6 +1567,7 @@ static Suite *sim_suite(void)
     tcase_add_test(commands, single_register_command);
     tcase_add_test(commands, hold_keeps_analysing);
     tcase_add_test(commands, fault_exception_then_wrong_id);
+    tcase_add_test(commands, test_section_arms_wire_fault);
     tcase_add_loop_test(commands, stall_withholds_one_reply, 0,
                         sizeof stall_kinds / sizeof stall_kinds[0]);
     suite_add_tcase(suite, commands);
