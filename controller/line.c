@@ -264,12 +264,33 @@ static bool analyzer_free(struct line *line, uint32_t host_test_id)
     return false;
 }
 
+/* Reports a start command that was never sent, so that the loop ends the
+ * test at once instead of after its grace period. */
+static void post_start_not_sent(struct line *line, uint32_t host_test_id)
+{
+    struct line_event *event = event_new(line, LINE_TEST_LOST);
+
+    event->host_test_id = host_test_id;
+    snprintf(event->message, sizeof(event->message),
+             "the start command was not sent because the analyzer went offline");
+    event_post(event);
+}
+
 static void run_start(struct line *line, uint32_t host_test_id)
 {
     char err[DRIVER_ERR_SIZE];
     int status;
 
+    if (!line->online) {
+        post_start_not_sent(line, host_test_id);
+        return;
+    }
     if (line->active_id != 0 || !analyzer_free(line, host_test_id)) {
+        return;
+    }
+    if (!line->online) {
+        /* The status read before the start closed the port. */
+        post_start_not_sent(line, host_test_id);
         return;
     }
     line->active_id = host_test_id;
@@ -361,10 +382,13 @@ static void run_commands(struct line *line)
     if (reread && line->active_id == reread_id) {
         line->awaiting_ack = false;
     }
+    /* A failed command may close the port. A command skipped for that is
+     * not lost: the idle poll reports a result or test the analyzer still
+     * holds, and the loop acknowledges or aborts it again. */
     if (ack) {
         run_acknowledge(line, ack_id);
     }
-    if (abort_test) {
+    if (abort_test && line->online) {
         run_abort(line, abort_id);
     }
     if (start) {

@@ -295,6 +295,58 @@ START_TEST(result_read_fault_retried)
 }
 END_TEST
 
+/* A start command arrives while every status read fails and one failure
+ * takes the analyzer offline: the status read before the start closes the
+ * port, so the start is never sent. The daemon must not use the closed
+ * port. It ends the test interrupted and keeps serving. */
+START_TEST(start_on_failing_line_interrupted)
+{
+    struct rig rig;
+    char test_id[64] = "";
+    char sql[256];
+    char text[512];
+    char *out;
+    char *err;
+
+    rig_start(&rig, scenario_with_result,
+              "retry_ms = 50\nretry_max_ms = 50\noffline_after_failures = 1\n");
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    child_send(&rig.sim, "fault drop 1000000 0 100");
+    wait_event(&rig.sim, "fault-armed");
+
+    /* The analyzer is online between a reconnection and its next status
+     * read, so a start may be rejected as offline a few times first. */
+    for (int attempt = 0; attempt < 200 && test_id[0] == '\0'; attempt++) {
+        int status = client(&rig, &out, &err, "--json", "test", "start", "--subject", SUBJECT_A,
+                            "--instrument", "saliva-1", "--no-wait", NULL);
+        char *id = strstr(out, "\"tests\":[{\"id\":\"");
+        if (status == 0 && id != NULL) {
+            id += strlen("\"tests\":[{\"id\":\"");
+            snprintf(test_id, sizeof(test_id), "%.*s", (int)strcspn(id, "\""), id);
+        } else {
+            assert_contains(out, "instrument-offline");
+        }
+        free(out);
+        free(err);
+    }
+    ck_assert_msg(test_id[0] != '\0', "no start was accepted in 200 attempts");
+
+    ck_assert_int_ne(client(&rig, &out, &err, "test", "watch", test_id, NULL), 0);
+    free(out);
+    free(err);
+    snprintf(sql, sizeof(sql), "SELECT state || ': ' || reason FROM tests WHERE id = '%s'",
+             test_id);
+    db_text(&rig, sql, text, sizeof(text));
+    ck_assert_str_eq(text, "interrupted: the start command was not sent because the analyzer "
+                           "went offline");
+    ck_assert_int_eq(count_lines(rig.sim.log_path, "start test="), 0);
+
+    child_send(&rig.sim, "fault off");
+    wait_event(&rig.sim, "fault-armed kind=none");
+    rig_stop(&rig);
+}
+END_TEST
+
 /* A reply sent twice is read once: the copy is flushed before the next
  * request, so no request fails and the result is stored once. */
 START_TEST(resent_replies_stored_once)
@@ -710,6 +762,7 @@ static Suite *faults_suite(void)
                         sizeof(result_faults) / sizeof(result_faults[0]));
     tcase_add_test(wire, breath_fault_offline_then_online);
     tcase_add_test(wire, resent_replies_stored_once);
+    tcase_add_test(wire, start_on_failing_line_interrupted);
     tcase_add_test(wire, power_cycle_interrupts_test);
     tcase_add_test(wire, crc_errors_name_line_settings);
     tcase_add_test(wire, slow_analyzer_needs_timeout);
