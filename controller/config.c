@@ -60,6 +60,7 @@ static void instrument_defaults(struct instrument_config *inst, const char *id)
     inst->retry_ms = 1000;
     inst->retry_max_ms = 30000;
     inst->grace_period_ms = 120000;
+    inst->offline_after_failures = 3;
 }
 
 static int parse_int(const char *value, int min, int max, int *out)
@@ -156,6 +157,8 @@ static int set_instrument_key(struct instrument_config *inst, const char *key, c
         {"retry_ms", offsetof(struct instrument_config, retry_ms), 1, 3600000},
         {"retry_max_ms", offsetof(struct instrument_config, retry_max_ms), 1, 3600000},
         {"grace_period_ms", offsetof(struct instrument_config, grace_period_ms), 1, 86400000},
+        {"offline_after_failures", offsetof(struct instrument_config, offline_after_failures), 1,
+         1000},
     };
 
     if (strcmp(key, "driver") == 0) {

@@ -26,6 +26,7 @@ struct instrument_config {
     int retry_ms;     /* first delay before reopening a lost port */
     int retry_max_ms; /* the backoff doubles up to this */
     int grace_period_ms;
+    int offline_after_failures; /* failed requests in a row that close the port */
 };
 
 /* Blood-sample triggers, as bits of alcohol_config.blood_on. */

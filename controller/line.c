@@ -12,6 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+/* CRC errors in a row after which the line settings are the likely cause:
+ * a noisy line rarely corrupts this many replies, a baud rate or parity
+ * mismatch corrupts every one. */
+#define CRC_RUN_HINT 5
+
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct line_event *queue_head;
 static struct line_event *queue_tail;
@@ -121,10 +126,41 @@ static void close_port(struct line *line)
     line->online = false;
 }
 
+/* Counts a failed request and rewrites its message once CRC errors come
+ * in a run: from then on the message names the likely cause instead of
+ * repeating the error. */
+static void describe_failure(struct line *line, int status, const char *err, char *message,
+                             size_t size)
+{
+    line->failures++;
+    if (status != DRIVER_BAD_CRC) {
+        snprintf(message, size, "%s", err);
+        return;
+    }
+    line->crc_run++;
+    if (line->crc_run < CRC_RUN_HINT) {
+        snprintf(message, size, "%s", err);
+        return;
+    }
+    snprintf(message, size,
+             "%u CRC errors in a row on %s: check that the line settings (%d baud, parity %c, "
+             "%d data bits, %d stop bits) match the analyzer's",
+             line->crc_run, line->config->device, line->config->baud, line->config->parity,
+             line->config->data_bits, line->config->stop_bits);
+}
+
+/* A reply arrived: the runs of failures end. */
+static void note_reply(struct line *line)
+{
+    line->failures = 0;
+    line->crc_run = 0;
+}
+
 /* Opens the port and reads the identity. Returns true when online. */
 static bool connect_port(struct line *line)
 {
     char err[DRIVER_ERR_SIZE];
+    char message[DRIVER_ERR_SIZE];
     int status = line->ops->open(line->config, &line->driver_state, err, sizeof(err));
 
     if (status == DRIVER_OK) {
@@ -134,9 +170,12 @@ static bool connect_port(struct line *line)
         }
     }
     if (status != DRIVER_OK) {
+        describe_failure(line, status, err, message, sizeof(message));
+        snprintf(err, sizeof(err), "%.200s; retrying in %d ms", message, line->backoff_ms);
         post_message(line, LINE_OFFLINE, status, err);
         return false;
     }
+    note_reply(line);
     line->online = true;
     line->backoff_ms = line->config->retry_ms;
     struct line_event *event = event_new(line, LINE_ONLINE);
@@ -155,14 +194,26 @@ static void drop_test(struct line *line)
     line->awaiting_ack = false;
 }
 
-/* A failed request: the port is closed when it failed at the I/O level. */
+/* A failed request. The port is closed, and reopened with a backoff, when
+ * it failed at the I/O level (the device vanished) or when
+ * offline_after_failures requests in a row went unanswered. */
 static void report_failure(struct line *line, int status, const char *err)
 {
-    post_message(line, LINE_COMM_ERROR, status, err);
-    if (status == DRIVER_IO) {
-        close_port(line);
-        post_message(line, LINE_OFFLINE, status, err);
+    char message[DRIVER_ERR_SIZE];
+
+    describe_failure(line, status, err, message, sizeof(message));
+    post_message(line, LINE_COMM_ERROR, status, message);
+    if (status != DRIVER_IO && line->failures < (unsigned)line->config->offline_after_failures) {
+        return;
     }
+    close_port(line);
+    if (status != DRIVER_IO) {
+        char reason[DRIVER_ERR_SIZE];
+        snprintf(reason, sizeof(reason), "%u failed requests in a row, the last: %.180s",
+                 line->failures, message);
+        snprintf(message, sizeof(message), "%s", reason);
+    }
+    post_message(line, LINE_OFFLINE, status, message);
 }
 
 static void post_found(struct line *line, const struct driver_progress *progress)
@@ -189,6 +240,7 @@ static bool analyzer_free(struct line *line, uint32_t host_test_id)
         report_failure(line, status, err);
         return true;
     }
+    note_reply(line);
     /* Both analyzers accept a start in the error state; it drops the error. */
     if (progress.idle || progress.device_error) {
         return true;
@@ -212,17 +264,41 @@ static bool analyzer_free(struct line *line, uint32_t host_test_id)
     return false;
 }
 
+/* Reports a start command that was never sent, so that the loop ends the
+ * test at once instead of after its grace period. */
+static void post_start_not_sent(struct line *line, uint32_t host_test_id)
+{
+    struct line_event *event = event_new(line, LINE_TEST_LOST);
+
+    event->host_test_id = host_test_id;
+    snprintf(event->message, sizeof(event->message),
+             "the start command was not sent because the analyzer went offline");
+    event_post(event);
+}
+
 static void run_start(struct line *line, uint32_t host_test_id)
 {
     char err[DRIVER_ERR_SIZE];
     int status;
 
+    if (!line->online) {
+        post_start_not_sent(line, host_test_id);
+        return;
+    }
     if (line->active_id != 0 || !analyzer_free(line, host_test_id)) {
+        return;
+    }
+    if (!line->online) {
+        /* The status read before the start closed the port. */
+        post_start_not_sent(line, host_test_id);
         return;
     }
     line->active_id = host_test_id;
     line->awaiting_ack = false;
     status = line->ops->start(line->driver_state, host_test_id, err, sizeof(err));
+    if (status == DRIVER_OK || status == DRIVER_EXCEPTION) {
+        note_reply(line);
+    }
     if (status == DRIVER_OK) {
         post_message(line, LINE_STARTED, status, "");
     } else if (status == DRIVER_EXCEPTION) {
@@ -245,6 +321,7 @@ static void run_acknowledge(struct line *line, uint32_t host_test_id)
         line->awaiting_ack = false;
         return;
     }
+    note_reply(line);
     post_message(line, LINE_ACKNOWLEDGED, status, "");
     if (line->active_id == host_test_id) {
         drop_test(line);
@@ -305,10 +382,13 @@ static void run_commands(struct line *line)
     if (reread && line->active_id == reread_id) {
         line->awaiting_ack = false;
     }
+    /* A failed command may close the port. A command skipped for that is
+     * not lost: the idle poll reports a result or test the analyzer still
+     * holds, and the loop acknowledges or aborts it again. */
     if (ack) {
         run_acknowledge(line, ack_id);
     }
-    if (abort_test) {
+    if (abort_test && line->online) {
         run_abort(line, abort_id);
     }
     if (start) {
@@ -343,6 +423,7 @@ static void read_result(struct line *line)
                                         sizeof(err));
 
     if (status == DRIVER_OK) {
+        note_reply(line);
         line->awaiting_ack = true;
         event_post(event);
         return;
@@ -365,6 +446,7 @@ static void poll_test(struct line *line)
         report_failure(line, status, err);
         return;
     }
+    note_reply(line);
     struct line_event *event = event_new(line, LINE_PROGRESS);
     event->progress = progress;
     event_post(event);
@@ -393,6 +475,7 @@ static void poll_idle(struct line *line)
         report_failure(line, status, err);
         return;
     }
+    note_reply(line);
     post_message(line, LINE_ALIVE, DRIVER_OK, "");
     if (progress.idle || progress.device_error || progress.host_test_id == 0) {
         line->found_id = 0;
@@ -510,21 +593,29 @@ void line_command(struct line *line, enum line_command_kind kind, uint32_t host_
     pthread_mutex_unlock(&line->lock);
 }
 
-void line_stop(struct line *line, int timeout_ms)
+void line_request_stop(struct line *line)
 {
-    struct timespec deadline;
+    if (!line->thread_started) {
+        return;
+    }
+    pthread_mutex_lock(&line->lock);
+    line->stopping = true;
+    pthread_cond_broadcast(&line->wake);
+    pthread_mutex_unlock(&line->lock);
+}
+
+void line_stop(struct line *line, const struct timespec *deadline)
+{
     bool exited;
 
     if (!line->thread_started) {
         return;
     }
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000 + 1;
     pthread_mutex_lock(&line->lock);
     line->stopping = true;
     pthread_cond_broadcast(&line->wake);
     while (!line->exited) {
-        if (pthread_cond_timedwait(&line->wake, &line->lock, &deadline) == ETIMEDOUT) {
+        if (pthread_cond_timedwait(&line->wake, &line->lock, deadline) == ETIMEDOUT) {
             break;
         }
     }

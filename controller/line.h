@@ -81,6 +81,8 @@ struct line {
     bool awaiting_ack;  /* a result was posted and not yet committed */
     bool online;
     int backoff_ms;
+    unsigned failures; /* failed requests since the last reply */
+    unsigned crc_run;  /* CRC errors since the last reply */
     struct driver_identity identity;
 };
 
@@ -94,8 +96,14 @@ int line_start(struct line *line, const struct instrument_config *config,
                const struct driver_ops *ops);
 void line_command(struct line *line, enum line_command_kind kind, uint32_t host_test_id);
 
-/* Asks the thread to stop and waits up to timeout_ms; a thread blocked in a
- * long driver call is left behind (the process is exiting). */
-void line_stop(struct line *line, int timeout_ms);
+/* Asks the thread to stop without waiting, so that several lines stop
+ * together. */
+void line_request_stop(struct line *line);
+
+/* Asks the thread to stop and waits until deadline (CLOCK_MONOTONIC). A
+ * thread blocked in a long driver call is left behind, because libmodbus
+ * restarts its wait when a signal interrupts it and the process is exiting
+ * anyway. */
+void line_stop(struct line *line, const struct timespec *deadline);
 
 #endif

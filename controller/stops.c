@@ -789,18 +789,33 @@ static void handle_online(struct instrument *inst, const struct driver_identity 
     note_contact(inst);
     log_msg(LOG_NOTICE,
             "%s: online: %s serial %s firmware %s, calibrated %s, cartridge lot %s "
-            "expires %s",
+            "expires %s%s%s",
             inst->config->id, identity->model, identity->serial, identity->firmware,
-            identity->calibration, identity->cartridge_lot, identity->cartridge_expiry);
+            identity->calibration, identity->cartridge_lot, identity->cartridge_expiry,
+            inst->test_id[0] ? ", test " : "", inst->test_id);
 }
 
 static void handle_offline(struct daemon *daemon, struct instrument *inst, const char *message)
 {
+    /* The change is logged once; the failed reconnections that follow are
+     * throttled like other errors. */
     if (inst->online) {
-        log_msg(LOG_WARNING, "%s: offline: %s", inst->config->id, message);
+        log_msg(LOG_WARNING, "%s: offline%s%s: %s", inst->config->id,
+                inst->test_id[0] ? ", test " : "", inst->test_id, message);
+        inst->online = false;
+        snprintf(inst->last_error, sizeof(inst->last_error), "%s", message);
+        log_throttle_reset(&inst->errors);
+        return;
     }
-    inst->online = false;
+
+    /* The error that took the analyzer offline stays the last error, since
+     * a failed reconnection only repeats that it is gone. */
+    char cause[sizeof(inst->last_error)];
+    snprintf(cause, sizeof(cause), "%s", inst->last_error);
     note_error(daemon, inst, message);
+    if (cause[0] != '\0') {
+        snprintf(inst->last_error, sizeof(inst->last_error), "%s", cause);
+    }
 }
 
 /* Reports whether a test event belongs to the instrument's current test. */

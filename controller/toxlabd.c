@@ -205,6 +205,19 @@ static void interrupt_left_open(const struct test_row *row, void *user)
     }
 }
 
+/* Logs the timers in force, because a response timeout too short for the
+ * analyzer shows only as timeouts. */
+static void log_instrument_settings(const struct instrument *inst)
+{
+    const struct instrument_config *c = inst->config;
+
+    log_msg(LOG_NOTICE,
+            "%s: %s driver on %s: response timeout %d ms, poll every %d ms, offline after %d "
+            "failed requests, reconnect after %d ms doubling to %d ms, grace period %d ms",
+            c->id, inst->ops->name, c->device, c->response_timeout_ms, c->poll_interval_ms,
+            c->offline_after_failures, c->retry_ms, c->retry_max_ms, c->grace_period_ms);
+}
+
 static int start_lines(struct daemon *daemon)
 {
     for (size_t i = 0; i < daemon->config.instrument_count; i++) {
@@ -217,16 +230,24 @@ static int start_lines(struct daemon *daemon)
             return -1;
         }
         daemon->instrument_count++;
-        log_msg(LOG_INFO, "%s: %s driver on %s", inst->config->id, inst->ops->name,
-                inst->config->device);
+        log_instrument_settings(inst);
     }
     return 0;
 }
 
+/* Stops every line with one shared deadline, so that several analyzers
+ * stuck in long response timeouts delay the exit only once. */
 static void stop_lines(struct daemon *daemon)
 {
+    struct timespec deadline;
+
     for (size_t i = 0; i < daemon->instrument_count; i++) {
-        line_stop(&daemon->instruments[i].line, LINE_STOP_TIMEOUT_MS);
+        line_request_stop(&daemon->instruments[i].line);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += LINE_STOP_TIMEOUT_MS / 1000;
+    for (size_t i = 0; i < daemon->instrument_count; i++) {
+        line_stop(&daemon->instruments[i].line, &deadline);
     }
 }
 

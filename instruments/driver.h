@@ -24,6 +24,7 @@ enum driver_status {
     DRIVER_MISMATCH = -5,  /* the result echoes another host test ID */
     DRIVER_BUSY_PORT = -6, /* another process holds the port's lock */
     DRIVER_WRONG_MODEL = -7,
+    DRIVER_BAD_CRC = -8, /* the reply's CRC did not match: noise, or wrong line settings */
 };
 
 struct driver_identity {

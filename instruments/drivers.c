@@ -41,6 +41,8 @@ const char *driver_status_text(int status)
         return "port busy";
     case DRIVER_WRONG_MODEL:
         return "wrong model";
+    case DRIVER_BAD_CRC:
+        return "CRC error";
     default:
         return "unknown error";
     }

@@ -40,7 +40,7 @@ static int modbus_failure(const char *action, const char *block, int address, ch
         status = DRIVER_TIMEOUT;
         snprintf(cause, sizeof(cause), "timed out");
     } else if (code == EMBBADCRC) {
-        status = DRIVER_CORRUPT;
+        status = DRIVER_BAD_CRC;
         snprintf(cause, sizeof(cause), "CRC error");
     } else if (code > MODBUS_ENOBASE && code <= MODBUS_ENOBASE + 11) {
         int exception = code - MODBUS_ENOBASE;
@@ -139,7 +139,10 @@ int modbus_link_read(struct modbus_link *link, const char *block, int address, i
 {
     int got;
 
-    /* Bytes waiting before a request are stale: a late reply or noise. */
+    /* Bytes waiting before a request are stale: a late reply or noise.
+     * TODO: a late reply that arrives after this flush, while the next
+     * request of the same length waits, is taken as that request's reply,
+     * because RTU frames carry no transaction ID. */
     modbus_flush(link->ctx);
     got = modbus_read_registers(link->ctx, address, count, regs);
     if (got == count) {

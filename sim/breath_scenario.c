@@ -313,9 +313,12 @@ static void handle_test(struct parser *p, const char *section, struct breath_tes
                                         &test->fault_line, &keyword)) {
             test->fault = (enum scenario_fault)keyword;
         }
+    } else if (wire_fault_handle_test_key(&p->base, section, name, value, &test->wire)) {
+        return;
     } else {
         scenario_report(&p->base, p->base.line, section, name,
-                        "unknown key (expected alcohol, flags, temperature, blow, error or fault)");
+                        "unknown key (expected alcohol, flags, temperature, blow, error, fault, "
+                        "fault_count or fault_delay_ms)");
     }
 }
 
@@ -362,6 +365,8 @@ static int handle_entry(void *user, const char *section, const char *name, const
         handle_phases(p, name, value);
     } else if (strcmp(section, "default") == 0) {
         handle_test(p, section, &p->sc->default_test, name, value);
+    } else if (wire_fault_handle_key(&p->base, &p->sc->requests, section, name, value)) {
+        return 1;
     } else if (scenario_parse_test_section(section, &number, &valid)) {
         if (!valid) {
             scenario_report_bad_section(&p->base, section, name);
@@ -394,7 +399,11 @@ int breath_scenario_load(struct breath_scenario *sc, const char *path)
     struct parser p = {.sc = sc};
 
     snprintf(sc->path, sizeof sc->path, "%s", path);
-    return scenario_parse_file(&p.base, sc->path, handle_entry, &p) == 0 ? 0 : -1;
+    if (scenario_parse_file(&p.base, sc->path, handle_entry, &p) != 0) {
+        return -1;
+    }
+    wire_fault_check_plan(&p.base, &sc->requests);
+    return p.base.errors == 0 ? 0 : -1;
 }
 
 const struct breath_test *breath_scenario_test_for(const struct breath_scenario *sc,
@@ -410,6 +419,7 @@ const struct breath_test *breath_scenario_test_for(const struct breath_scenario 
 
 void breath_scenario_free(struct breath_scenario *sc)
 {
+    wire_fault_plan_free(&sc->requests);
     free(sc->tests);
     sc->tests = NULL;
     sc->test_count = 0;

@@ -9,6 +9,7 @@
 
 #include "protocol/breath_map.h"
 #include "sim/scenario_parse.h"
+#include "sim/wire_fault.h"
 
 /* Result and faults of one test. Line numbers are 0 for keys the file did
  * not set, so that a key set twice can name its first line. */
@@ -19,6 +20,7 @@ struct breath_test {
     bool never_blows;    /* blow = never: the test stays in blow-requested */
     uint16_t error;      /* enum breath_error, or BREATH_ERR_NONE for a result */
     enum scenario_fault fault;
+    struct wire_fault_test_keys wire; /* fault_count and fault_delay_ms */
 
     int alcohol_line;
     int flags_line;
@@ -51,6 +53,8 @@ struct breath_scenario {
     struct breath_test default_test;
     struct breath_numbered_test *tests;
     size_t test_count;
+
+    struct wire_fault_plan requests; /* [request.N] sections */
 };
 
 /* Fills sc with the built-in scenario: the defaults of docs/sim.md, every

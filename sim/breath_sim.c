@@ -302,6 +302,10 @@ static uint8_t start_test(struct breath_sim *sim, uint32_t host_id, int64_t now,
     sim->test_number = number;
     sim->host_test_id = host_id;
     slave_loop_event(&sim->loop, "start test=%u host_id=0x%08x", number, host_id);
+    if (test->fault >= SCENARIO_FAULT_WIRE) {
+        struct wire_fault fault = wire_fault_for_test(test->fault, &test->wire);
+        slave_loop_arm_fault(&sim->loop, &fault, number);
+    }
     enter_phase(sim, BREATH_BLOW_REQUESTED, now);
     return 0;
 }
@@ -419,12 +423,24 @@ static bool run_device_command(void *device, const char *command)
     return true;
 }
 
+/* The analyzer restarts: it drops its test and warms up again. */
+static void power_cycle(void *device, int64_t now)
+{
+    struct breath_sim *sim = device;
+
+    reset_to_ready(sim);
+    sim->state = BREATH_WARMING_UP;
+    sim->warm_end_ms = now + sim->scenario->warmup_ms;
+    slave_loop_event(&sim->loop, "power-cycle");
+}
+
 static const struct slave_device_ops breath_ops = {
     .advance = advance_phases,
     .next_due = next_due,
     .read = read_registers,
     .write = write_registers,
     .command = run_device_command,
+    .power_cycle = power_cycle,
     .command_names = "hold, release",
 };
 
@@ -439,7 +455,7 @@ static void init_sim(struct breath_sim *sim, const struct sim_run *run,
     };
 
     memset(sim, 0, sizeof *sim);
-    slave_loop_init(&sim->loop, run, &breath_ops, sim);
+    slave_loop_init(&sim->loop, run, &breath_ops, sim, &sc->requests);
     sim->scenario = sc;
     reset_to_ready(sim);
     sim->state = BREATH_WARMING_UP;

@@ -278,6 +278,10 @@ static uint8_t start_test(struct saliva_sim *sim, uint32_t host_id, int64_t now,
     sim->test_start_ms = now;
     sim->ack_lost = false;
     slave_loop_event(&sim->loop, "start test=%u host_id=0x%08x", number, host_id);
+    if (test->fault >= SCENARIO_FAULT_WIRE) {
+        struct wire_fault fault = wire_fault_for_test(test->fault, &test->wire);
+        slave_loop_arm_fault(&sim->loop, &fault, number);
+    }
     enter_phase(sim, SALIVA_CARTRIDGE_IN, now);
     return 0;
 }
@@ -414,12 +418,24 @@ static bool run_device_command(void *device, const char *command)
     return true;
 }
 
+/* The analyzer restarts: it drops its test and result and comes back
+ * idle. */
+static void power_cycle(void *device, int64_t now)
+{
+    struct saliva_sim *sim = device;
+
+    (void)now;
+    reset_to_idle(sim);
+    slave_loop_event(&sim->loop, "power-cycle");
+}
+
 static const struct slave_device_ops saliva_ops = {
     .advance = advance_phases,
     .next_due = next_phase_end,
     .read = read_registers,
     .write = write_registers,
     .command = run_device_command,
+    .power_cycle = power_cycle,
     .command_names = "hold, release",
 };
 
@@ -433,7 +449,7 @@ static void init_sim(struct saliva_sim *sim, const struct sim_run *run, const st
     };
 
     memset(sim, 0, sizeof *sim);
-    slave_loop_init(&sim->loop, run, &saliva_ops, sim);
+    slave_loop_init(&sim->loop, run, &saliva_ops, sim, &sc->requests);
     sim->scenario = sc;
     reset_to_idle(sim);
 

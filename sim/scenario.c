@@ -287,6 +287,8 @@ static void handle_test(struct parser *p, const char *section, struct scenario_t
                                         &test->fault_line, &keyword)) {
             test->fault = (enum scenario_fault)keyword;
         }
+    } else if (wire_fault_handle_test_key(&p->base, section, name, value, &test->wire)) {
+        return;
     } else if (strcmp(name, "over_range") == 0) {
         handle_list_key(p, section, name, value, &test->over_range_line, &test->over_range);
     } else if (strcmp(name, "under_range") == 0) {
@@ -297,7 +299,7 @@ static void handle_test(struct parser *p, const char *section, struct scenario_t
     } else {
         scenario_report(&p->base, p->base.line, section, name,
                         "unknown key (expected an analyte name, outcome, over_range, under_range, "
-                        "control_invalid, error or fault)");
+                        "control_invalid, error, fault, fault_count or fault_delay_ms)");
     }
 }
 
@@ -338,6 +340,8 @@ static int handle_entry(void *user, const char *section, const char *name, const
         handle_phases(p, name, value);
     } else if (strcmp(section, "default") == 0) {
         handle_test(p, section, &p->sc->default_test, name, value);
+    } else if (wire_fault_handle_key(&p->base, &p->sc->requests, section, name, value)) {
+        return 1;
     } else if (scenario_parse_test_section(section, &number, &valid)) {
         if (!valid) {
             scenario_report_bad_section(&p->base, section, name);
@@ -431,6 +435,7 @@ int scenario_load(struct scenario *sc, const char *path)
     }
 
     check_panel(&p);
+    wire_fault_check_plan(&p.base, &sc->requests);
     return p.base.errors == 0 ? 0 : -1;
 }
 
@@ -446,6 +451,7 @@ const struct scenario_test *scenario_test_for(const struct scenario *sc, unsigne
 
 void scenario_free(struct scenario *sc)
 {
+    wire_fault_plan_free(&sc->requests);
     free(sc->tests);
     sc->tests = NULL;
     sc->test_count = 0;

@@ -8,6 +8,7 @@
 
 #include "protocol/saliva_map.h"
 #include "sim/scenario_parse.h"
+#include "sim/wire_fault.h"
 
 /* Result and faults of one test. Masks have bit (1 << analyte code). Line
  * numbers are 0 for keys the file did not set. They let errors found after
@@ -20,6 +21,7 @@ struct scenario_test {
     uint32_t control_invalid;
     uint16_t error; /* enum saliva_error, or SALIVA_ERR_NONE for a result */
     enum scenario_fault fault;
+    struct wire_fault_test_keys wire; /* fault_count and fault_delay_ms */
 
     int concentration_line[SALIVA_ANALYTE_LIMIT];
     int outcome_line;
@@ -54,6 +56,8 @@ struct scenario {
     struct scenario_test default_test;
     struct scenario_numbered_test *tests;
     size_t test_count;
+
+    struct wire_fault_plan requests; /* [request.N] sections */
 };
 
 /* Fills sc with the built-in scenario (the example of docs/sim.md, every

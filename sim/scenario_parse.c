@@ -2,6 +2,7 @@
  * kind's handler checks its sections, keys and values with these helpers,
  * so every error names file, line and key in the same way. */
 #include "sim/scenario_parse.h"
+#include "sim/wire_fault.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -12,6 +13,15 @@ const struct scenario_keyword scenario_fault_keywords[] = {
     {"wrong-id", SCENARIO_FAULT_WRONG_ID},
     {"silent", SCENARIO_FAULT_SILENT},
     {"lost-ack", SCENARIO_FAULT_LOST_ACK},
+    {"corrupt", SCENARIO_FAULT_WIRE + WIRE_FAULT_CORRUPT},
+    {"noise", SCENARIO_FAULT_WIRE + WIRE_FAULT_NOISE},
+    {"drop", SCENARIO_FAULT_WIRE + WIRE_FAULT_DROP},
+    {"truncate", SCENARIO_FAULT_WIRE + WIRE_FAULT_TRUNCATE},
+    {"slow", SCENARIO_FAULT_WIRE + WIRE_FAULT_SLOW},
+    {"busy", SCENARIO_FAULT_WIRE + WIRE_FAULT_BUSY},
+    {"unplug", SCENARIO_FAULT_WIRE + WIRE_FAULT_UNPLUG},
+    {"power-cycle", SCENARIO_FAULT_WIRE + WIRE_FAULT_POWER_CYCLE},
+    {"resend", SCENARIO_FAULT_WIRE + WIRE_FAULT_RESEND},
     {NULL, 0},
 };
 
@@ -304,6 +314,7 @@ void scenario_report_bad_section(struct scenario_parser *p, const char *section,
                         SCENARIO_MAX_TEST_NUMBER);
     } else {
         scenario_report(p, p->line, section, name,
-                        "unknown section (expected [device], [phases], [default] or [test.N])");
+                        "unknown section (expected [device], [phases], [default], [test.N] or "
+                        "[request.N])");
     }
 }

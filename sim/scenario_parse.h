@@ -21,6 +21,9 @@ enum scenario_fault {
     SCENARIO_FAULT_WRONG_ID,  /* the result echoes the host test ID plus one */
     SCENARIO_FAULT_SILENT,    /* replies stop once the test reaches analysing */
     SCENARIO_FAULT_LOST_ACK,  /* the first acknowledgement is answered but ignored */
+    /* From here on SCENARIO_FAULT_WIRE + enum wire_fault_kind: a wire fault
+     * armed when the test's start command is accepted. */
+    SCENARIO_FAULT_WIRE = 16,
 };
 
 /* One accepted value of a keyword key; tables end with a NULL name. */
@@ -29,7 +32,8 @@ struct scenario_keyword {
     int value;
 };
 
-/* Keywords of the `fault` key: exception, wrong-id and silent. */
+/* Keywords of the `fault` key: exception, wrong-id, silent, lost-ack and
+ * the wire faults. */
 extern const struct scenario_keyword scenario_fault_keywords[];
 
 /* Parsing state shared by the line reader and a kind's entry handler. */

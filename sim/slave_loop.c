@@ -35,7 +35,8 @@ int64_t slave_loop_now_ms(void)
 }
 
 void slave_loop_init(struct slave_loop *loop, const struct sim_run *run,
-                     const struct slave_device_ops *ops, void *device)
+                     const struct slave_device_ops *ops, void *device,
+                     const struct wire_fault_plan *plan)
 {
     memset(loop, 0, sizeof *loop);
     loop->run = run;
@@ -43,6 +44,8 @@ void slave_loop_init(struct slave_loop *loop, const struct sim_run *run,
     loop->device = device;
     loop->slave = (uint8_t)run->slave;
     loop->stdin_open = true;
+    loop->plan = plan;
+    loop->plug_due_ms = -1;
 }
 
 static void flush_events(struct slave_loop *loop)
@@ -83,6 +86,10 @@ void slave_loop_event(struct slave_loop *loop, const char *format, ...)
 static void write_reply(struct slave_loop *loop, const uint8_t *reply, size_t len)
 {
     size_t done = 0;
+
+    if (loop->unplugged) {
+        return;
+    }
 
     while (done < len) {
         ssize_t n = write(loop->run->pty->master, reply + done, len - done);
@@ -157,6 +164,133 @@ static uint8_t serve_request(struct slave_loop *loop, enum rtu_parse_status stat
     return exception;
 }
 
+/* Stray bytes of the noise fault: no valid frame starts with them, because
+ * 0xFF is no slave address and 0x00 no function code. */
+static const uint8_t noise_bytes[] = {0xFF, 0x00, 0x55, 0xAA};
+
+/* Closes the pty as a pulled cable would: the host's reads then fail. The
+ * analyzer behind it keeps its test. */
+static void unplug(struct slave_loop *loop, unsigned delay_ms, int64_t now)
+{
+    if (loop->unplugged) {
+        return;
+    }
+    loop->plug_link = loop->run->pty->link;
+    sim_pty_close(loop->run->pty);
+    loop->unplugged = true;
+    loop->plug_due_ms = delay_ms > 0 ? now + delay_ms : -1;
+    loop->delayed_len = 0;
+    loop->withheld_len = 0;
+    slave_loop_event(loop, "unplug");
+}
+
+/* Opens a new pty, which gets another name while the host still holds the
+ * old one, and points the link at it. Returns -1 when that fails. */
+static int plug(struct slave_loop *loop)
+{
+    if (!loop->unplugged) {
+        return 0;
+    }
+    if (sim_pty_open(loop->run->pty, loop->plug_link) < 0) {
+        return -1;
+    }
+    loop->unplugged = false;
+    loop->plug_due_ms = -1;
+    loop->input_len = 0;
+    slave_loop_event(loop, "plug pty=%s", loop->run->pty->path);
+    return 0;
+}
+
+/* Counts the request and arms the fault the scenario schedules for it. */
+static void count_request(struct slave_loop *loop)
+{
+    const struct wire_fault *scheduled;
+
+    loop->requests++;
+    scheduled = wire_fault_at(loop->plan, loop->requests);
+    if (scheduled != NULL) {
+        loop->fault = *scheduled;
+    }
+}
+
+/* Returns the fault kind that applies to this request, using up one of
+ * its count. */
+static enum wire_fault_kind take_fault(struct slave_loop *loop, const struct rtu_request *req)
+{
+    if (loop->fault.kind == WIRE_FAULT_NONE || loop->fault.count == 0) {
+        return WIRE_FAULT_NONE;
+    }
+    if (loop->fault.address >= 0 && loop->fault.address != req->address) {
+        return WIRE_FAULT_NONE;
+    }
+
+    enum wire_fault_kind kind = loop->fault.kind;
+    if (--loop->fault.count == 0) {
+        loop->fault.kind = WIRE_FAULT_NONE;
+    }
+    slave_loop_event(loop, "fault kind=%s request=%u function=%u register=%u",
+                     wire_fault_name(kind), loop->requests, req->function, req->address);
+    return kind;
+}
+
+/* Sends the reply as the fault changes it. Without a fault the reply is
+ * sent normally, or withheld after `stall`. */
+static void send_faulted(struct slave_loop *loop, enum wire_fault_kind fault,
+                         const struct rtu_request *req, uint8_t *reply, size_t len, int64_t now)
+{
+    switch (fault) {
+    case WIRE_FAULT_CORRUPT:
+        reply[len - 1] ^= 0xFF;
+        write_reply(loop, reply, len);
+        break;
+    case WIRE_FAULT_NOISE:
+        write_reply(loop, noise_bytes, sizeof noise_bytes);
+        write_reply(loop, reply, len);
+        break;
+    case WIRE_FAULT_DROP:
+        break;
+    case WIRE_FAULT_TRUNCATE:
+        write_reply(loop, reply, len / 2);
+        break;
+    case WIRE_FAULT_SLOW:
+        memcpy(loop->delayed, reply, len);
+        loop->delayed_len = len;
+        loop->delayed_due_ms = now + loop->fault.delay_ms;
+        break;
+    case WIRE_FAULT_RESEND:
+        write_reply(loop, reply, len);
+        write_reply(loop, reply, len);
+        break;
+    default:
+        send_or_withhold(loop, req, reply, len);
+        break;
+    }
+}
+
+/* Handles the faults that replace the request: the analyzer is busy, it
+ * restarts, or its cable is pulled. Returns true when the request was
+ * used up. */
+static bool fault_replaces_request(struct slave_loop *loop, enum wire_fault_kind fault,
+                                   const struct rtu_request *req, int64_t now)
+{
+    uint8_t reply[RTU_MAX_FRAME];
+
+    switch (fault) {
+    case WIRE_FAULT_BUSY:
+        write_reply(loop, reply,
+                    rtu_build_exception(req->slave, req->function, RTU_EX_BUSY, reply));
+        return true;
+    case WIRE_FAULT_POWER_CYCLE:
+        loop->ops->power_cycle(loop->device, now);
+        return true;
+    case WIRE_FAULT_UNPLUG:
+        unplug(loop, loop->fault.delay_ms, now);
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Serves one whole frame. Frames for another slave are ignored. Broadcast
  * writes (slave 0) are carried out without a reply, as Modbus requires.
  * While a reply is withheld, requests are dropped without being acted on. */
@@ -179,12 +313,19 @@ static void handle_frame(struct slave_loop *loop, const uint8_t *frame, size_t l
     if (loop->muted || (req.slave != loop->slave && !broadcast) || (broadcast && !is_write)) {
         return;
     }
-    if (loop->withheld_len > 0) {
+    if (!broadcast) {
+        count_request(loop);
+    }
+    if (loop->withheld_len > 0 || loop->delayed_len > 0) {
         slave_loop_event(loop, "dropped function=%u register=%u", req.function, req.address);
         return;
     }
+    enum wire_fault_kind fault = broadcast ? WIRE_FAULT_NONE : take_fault(loop, &req);
 
     loop->ops->advance(loop->device, now);
+    if (fault_replaces_request(loop, fault, &req, now)) {
+        return;
+    }
 
     uint8_t reply[RTU_MAX_FRAME];
     size_t reply_len = 0;
@@ -210,7 +351,7 @@ static void handle_frame(struct slave_loop *loop, const uint8_t *frame, size_t l
     } else if (req.function == RTU_FC_WRITE_MULTIPLE) {
         reply_len = rtu_build_write_multiple_reply(req.slave, req.address, req.count, reply);
     }
-    send_or_withhold(loop, &req, reply, reply_len);
+    send_faulted(loop, fault, &req, reply, reply_len, now);
 }
 
 static void consume_input(struct slave_loop *loop, size_t len)
@@ -230,6 +371,11 @@ static void process_input(struct slave_loop *loop, int64_t now, bool gap_passed)
 
         if (len > 0 && (size_t)len <= loop->input_len) {
             handle_frame(loop, loop->input, (size_t)len, now);
+            if (loop->unplugged) {
+                /* Bytes after the request went with the old pty. */
+                loop->input_len = 0;
+                return;
+            }
             consume_input(loop, (size_t)len);
             continue;
         }
@@ -286,6 +432,60 @@ static void unstall(struct slave_loop *loop)
                      loop->withheld_address);
 }
 
+void slave_loop_arm_fault(struct slave_loop *loop, const struct wire_fault *fault, unsigned test)
+{
+    char where[48] = "";
+
+    loop->fault = *fault;
+    if (fault->kind == WIRE_FAULT_NONE) {
+        slave_loop_event(loop, "fault-armed kind=none");
+        return;
+    }
+    if (fault->address >= 0) {
+        snprintf(where, sizeof where, " register=%d", fault->address);
+    }
+    if (test != 0) {
+        size_t used = strlen(where);
+        snprintf(where + used, sizeof where - used, " test=%u", test);
+    }
+    slave_loop_event(loop, "fault-armed kind=%s count=%u delay_ms=%u%s",
+                     wire_fault_name(fault->kind), fault->count, fault->delay_ms, where);
+}
+
+static void arm_fault(struct slave_loop *loop, const char *arguments)
+{
+    struct wire_fault fault;
+    const char *error = NULL;
+
+    if (!wire_fault_parse_command(arguments, &fault, &error)) {
+        fprintf(stderr, "toxlab-sim: fault %s: %s\n", arguments, error);
+        return;
+    }
+    slave_loop_arm_fault(loop, &fault, 0);
+}
+
+/* Runs the commands that change the wire: fault, unplug and plug. Returns
+ * false for other commands. */
+static bool run_wire_command(struct slave_loop *loop, const char *line)
+{
+    unsigned long delay = 0;
+
+    if (strncmp(line, "fault ", 6) == 0) {
+        arm_fault(loop, line + 6);
+    } else if (strcmp(line, "unplug") == 0 ||
+               (strncmp(line, "unplug ", 7) == 0 &&
+                scenario_parse_unsigned(line + 7, WIRE_FAULT_MAX_MS, &delay))) {
+        unplug(loop, (unsigned)delay, slave_loop_now_ms());
+    } else if (strcmp(line, "plug") == 0) {
+        if (plug(loop) < 0) {
+            loop->stopping = true;
+        }
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static void run_stdin_command(struct slave_loop *loop, char *line)
 {
     size_t len = strlen(line);
@@ -312,10 +512,10 @@ static void run_stdin_command(struct slave_loop *loop, char *line)
         unstall(loop);
     } else if (strcmp(line, "quit") == 0) {
         loop->stopping = true;
-    } else if (!loop->ops->command(loop->device, line)) {
+    } else if (!run_wire_command(loop, line) && !loop->ops->command(loop->device, line)) {
         fprintf(stderr,
                 "toxlab-sim: unknown command '%s' on standard input (expected mute, unmute, "
-                "stall, unstall, %s or quit)\n",
+                "stall, unstall, fault, unplug, plug, %s or quit)\n",
                 line, loop->ops->command_names);
     }
 }
@@ -371,9 +571,21 @@ static void read_commands(struct slave_loop *loop)
 
 /* Returns the poll timeout: the device's next due time or the end of the
  * frame gap, whichever comes first, or -1 when nothing is due. */
+static int64_t earlier(int64_t due, int64_t other)
+{
+    return due < 0 || (other >= 0 && other < due) ? other : due;
+}
+
 static int next_timeout(const struct slave_loop *loop, int64_t now)
 {
     int64_t due = loop->ops->next_due(loop->device);
+
+    if (loop->delayed_len > 0) {
+        due = earlier(due, loop->delayed_due_ms);
+    }
+    if (loop->unplugged) {
+        due = earlier(due, loop->plug_due_ms);
+    }
 
     if (loop->input_len > 0) {
         int64_t gap_end = loop->last_input_ms + FRAME_GAP_MS;
@@ -389,6 +601,21 @@ static int next_timeout(const struct slave_loop *loop, int64_t now)
     return due <= now ? 0 : (int)(due - now);
 }
 
+/* Sends a late reply that is due and plugs the pty in again when its
+ * time has come. Returns -1 when a new pty cannot be opened. */
+static int run_wire_timers(struct slave_loop *loop, int64_t now)
+{
+    if (loop->delayed_len > 0 && now >= loop->delayed_due_ms) {
+        write_reply(loop, loop->delayed, loop->delayed_len);
+        loop->delayed_len = 0;
+    }
+    if (loop->unplugged && loop->plug_due_ms >= 0 && now >= loop->plug_due_ms && plug(loop) < 0) {
+        return -1;
+    }
+    flush_events(loop);
+    return 0;
+}
+
 /* Waits for the next request, command, signal or timer and handles it.
  * Returns -1 on an error that ends the run. The pty is served before
  * standard input in each round. */
@@ -396,7 +623,7 @@ static int serve_once(struct slave_loop *loop)
 {
     struct pollfd fds[3] = {
         {.fd = loop->run->signal_fd, .events = POLLIN},
-        {.fd = loop->run->pty->master, .events = POLLIN},
+        {.fd = loop->unplugged ? -1 : loop->run->pty->master, .events = POLLIN},
         {.fd = loop->stdin_open ? STDIN_FILENO : -1, .events = POLLIN},
     };
     int64_t now = slave_loop_now_ms();
@@ -431,8 +658,7 @@ static int serve_once(struct slave_loop *loop)
     if (loop->input_len > 0 && now - loop->last_input_ms >= FRAME_GAP_MS) {
         process_input(loop, now, true);
     }
-    flush_events(loop);
-    return 0;
+    return run_wire_timers(loop, now);
 }
 
 /* A reply still withheld at the stop is never sent. */

@@ -13,6 +13,7 @@
 
 #include "protocol/rtu.h"
 #include "sim/sim_kind.h"
+#include "sim/wire_fault.h"
 
 #define SLAVE_LOOP_INPUT_MAX (2 * RTU_MAX_FRAME)
 #define SLAVE_LOOP_COMMAND_MAX 128
@@ -38,6 +39,10 @@ struct slave_device_ops {
     /* Runs a standard input command that the loop does not handle itself.
      * Returns false for an unknown command. */
     bool (*command)(void *device, const char *command);
+
+    /* Restarts the analyzer: it forgets any test and result and comes back
+     * as after power-on (the power-cycle fault). */
+    void (*power_cycle)(void *device, int64_t now);
 
     /* The device's commands for the unknown-command message, such as
      * "hold, release". */
@@ -69,18 +74,36 @@ struct slave_loop {
 
     char events[SLAVE_LOOP_EVENTS_MAX]; /* event lines not yet written to stdout */
     size_t events_len;
+
+    const struct wire_fault_plan *plan; /* the scenario's [request.N] faults, or NULL */
+    unsigned requests;                  /* requests for this slave so far */
+    struct wire_fault fault;            /* armed fault; count is the requests left */
+
+    uint8_t delayed[RTU_MAX_FRAME]; /* a reply the slow fault sends late */
+    size_t delayed_len;             /* 0 unless a reply waits */
+    int64_t delayed_due_ms;
+
+    bool unplugged;        /* the pty is closed (unplug fault or command) */
+    int64_t plug_due_ms;   /* when a new pty opens, or -1 to wait for `plug` */
+    const char *plug_link; /* the --link path to restore on plugging in */
 };
 
 int64_t slave_loop_now_ms(void);
 
+/* plan is the scenario's [request.N] faults, or NULL for none. */
 void slave_loop_init(struct slave_loop *loop, const struct sim_run *run,
-                     const struct slave_device_ops *ops, void *device);
+                     const struct slave_device_ops *ops, void *device,
+                     const struct wire_fault_plan *plan);
 
 /* Queues one event line (printf format, no newline). The queue is written
  * to stdout after the reply to the request that caused the events, so that
  * a reader of an event can already read that reply. */
 void slave_loop_event(struct slave_loop *loop, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Arms a wire fault for the next requests, as the `fault` command does,
+ * and prints fault-armed with the test number when test is not 0. */
+void slave_loop_arm_fault(struct slave_loop *loop, const struct wire_fault *fault, unsigned test);
 
 /* Serves requests, commands and timers until a stop signal, `quit`, or end
  * of standard input with exit_on_eof, then prints the `stop` event. Returns

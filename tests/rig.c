@@ -141,7 +141,7 @@ static void installed_config_args(struct rig *rig, const char *installed, char *
     argv[count] = NULL;
 }
 
-void start_daemon(struct rig *rig)
+void rig_launch_daemon(struct rig *rig)
 {
     char notify_path[512];
     char config_path[512];
@@ -170,6 +170,13 @@ void start_daemon(struct rig *rig)
         harness_dump_file(log_path);
     }
     ck_assert_msg(ready, "toxlabd sent no READY=1");
+}
+
+void start_daemon(struct rig *rig)
+{
+    const char *log_path = rig_file(rig, "toxlabd.log");
+
+    rig_launch_daemon(rig);
     ck_assert_msg(harness_wait_file(log_path, "saliva-1: online", EVENT_MS),
                   "saliva-1 did not come online");
     ck_assert_msg(!rig->has_breath || harness_wait_file(log_path, "breath-1: online", EVENT_MS),

@@ -42,6 +42,10 @@ void write_config(struct rig *rig, const char *extra);
 /* Starts toxlabd and waits for READY=1 and the analyzers to come online. */
 void start_daemon(struct rig *rig);
 
+/* Starts toxlabd and waits for READY=1 only, for tests whose analyzers
+ * are absent or unreachable at start-up. */
+void rig_launch_daemon(struct rig *rig);
+
 /* Makes the rig's temporary folder and names its socket and database. */
 void rig_prepare(struct rig *rig);
 

@@ -1142,7 +1142,7 @@ START_TEST(breath_scenario_error_names_line)
         {"[test.3]\ntemperature = 21.05\n", "scenario.ini:2:", "temperature"},
         {"[test.2]\n\nblow = sometimes\n", "scenario.ini:3:", "blow"},
         {"[test.1]\nerror = sensor-fault\n", "scenario.ini:2:", "error"},
-        {"[test.1]\nfault = busy\n", "scenario.ini:2:", "fault"},
+        {"[test.1]\nfault = melt\n", "scenario.ini:2:", "fault"},
         {"[test.1]\nthc = 3\n", "scenario.ini:2:", "thc"},
         {"[test.1]\nalcohol = 1\nalcohol = 2\n", "scenario.ini:3:", "alcohol"},
     };
@@ -1195,6 +1195,350 @@ START_TEST(breath_scenario_every_key_starts)
 }
 END_TEST
 
+/* Reads exactly len bytes with a deadline, without checking a CRC. */
+static void read_exactly(int fd, uint8_t *buf, size_t len)
+{
+    size_t have = 0;
+
+    while (have < len) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+        ck_assert_msg(poll(&pfd, 1, harness_ms(REPLY_TIMEOUT_MS)) > 0,
+                      "only %zu of %zu bytes within %d ms", have, len, REPLY_TIMEOUT_MS);
+        ssize_t got = read(fd, buf + have, len - have);
+        ck_assert_msg(got > 0, "read from the pty failed: %s", strerror(errno));
+        have += (size_t)got;
+    }
+}
+
+/* Arms one wire fault, sends a status read and checks the event. */
+static void send_faulted_read(struct sim *sim, const char *command, const char *kind,
+                              unsigned request)
+{
+    char line[256];
+    char expected[128];
+    uint8_t frame[RTU_MAX_FRAME];
+
+    child_send(&sim->child, command);
+    snprintf(expected, sizeof expected, "fault-armed kind=%s", kind);
+    expect_event(sim, expected, line, sizeof line);
+
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_STATUS_ADDR,
+                                        SALIVA_STATUS_COUNT, frame);
+    send_bytes(sim->port, frame, len);
+    snprintf(expected, sizeof expected, "fault kind=%s request=%u function=3 register=%u", kind,
+             request, SALIVA_STATUS_ADDR);
+    expect_event(sim, "fault kind=", line, sizeof line);
+    ck_assert_str_eq(line, expected);
+}
+
+/* Each fault that changes one reply, as the host reads it. */
+START_TEST(wire_faults_change_replies)
+{
+    struct sim sim;
+    struct saliva_status st;
+    uint8_t reply[2 * RTU_MAX_FRAME];
+    const size_t whole = 5 + 2 * SALIVA_STATUS_COUNT;
+
+    start_sim(&sim, "sim-wire-faults", FAST_PHASES, NULL);
+    int fd = open_port(&sim);
+
+    send_faulted_read(&sim, "fault corrupt", "corrupt", 1);
+    read_exactly(fd, reply, whole);
+    ck_assert_uint_eq(reply[1], RTU_FC_READ_HOLDING);
+    ck_assert_uint_ne(rtu_crc16(reply, whole), 0);
+
+    send_faulted_read(&sim, "fault noise", "noise", 2);
+    read_exactly(fd, reply, 4 + whole);
+    ck_assert_uint_eq(reply[0], 0xFF);
+    ck_assert_uint_eq(reply[1], 0x00);
+    ck_assert_uint_eq(rtu_crc16(reply + 4, whole), 0);
+
+    send_faulted_read(&sim, "fault truncate", "truncate", 3);
+    read_exactly(fd, reply, whole / 2);
+    assert_no_reply_waiting(fd);
+
+    send_faulted_read(&sim, "fault resend", "resend", 4);
+    read_exactly(fd, reply, 2 * whole);
+    ck_assert_uint_eq(rtu_crc16(reply, whole), 0);
+    ck_assert_int_eq(memcmp(reply, reply + whole, whole), 0);
+
+    send_faulted_read(&sim, "fault busy", "busy", 5);
+    read_exactly(fd, reply, 5);
+    ck_assert_uint_eq(reply[1], RTU_FC_READ_HOLDING | 0x80);
+    ck_assert_uint_eq(reply[2], RTU_EX_BUSY);
+    ck_assert_uint_eq(rtu_crc16(reply, 5), 0);
+
+    send_faulted_read(&sim, "fault drop", "drop", 6);
+    assert_no_reply_waiting(fd);
+
+    /* The count is used up: the next request gets its normal reply. */
+    read_status(fd, &st);
+    ck_assert_uint_eq(st.state, SALIVA_IDLE);
+
+    /* A fault for one register waits for a request that reads it. */
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME];
+    child_send(&sim.child, "fault drop 1 0 300");
+    expect_event(&sim, "fault-armed kind=drop count=1 delay_ms=0 register=300", line, sizeof line);
+    read_status(fd, &st);
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_RESULT_ADDR,
+                                        SALIVA_RESULT_COUNT, frame);
+    send_bytes(fd, frame, len);
+    expect_event(&sim, "fault kind=drop", line, sizeof line);
+    ck_assert_str_eq(line, "fault kind=drop request=9 function=3 register=300");
+    assert_no_reply_waiting(fd);
+    stop_sim(&sim);
+}
+END_TEST
+
+/* A fault with a count acts on that many requests in a row, and a [request.N]
+ * section arms it at request N. */
+START_TEST(request_section_schedules_fault)
+{
+    struct sim sim;
+    struct saliva_status st;
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+
+    start_sim(&sim, "sim-request-fault", FAST_PHASES "[request.2]\nfault = busy\ncount = 2\n",
+              NULL);
+    int fd = open_port(&sim);
+
+    read_status(fd, &st);
+    for (unsigned request = 2; request <= 3; request++) {
+        size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_STATUS_ADDR,
+                                            SALIVA_STATUS_COUNT, frame);
+        send_bytes(fd, frame, len);
+        read_reply(fd, reply);
+        ck_assert_uint_eq(reply[2], RTU_EX_BUSY);
+        expect_event(&sim, "fault kind=busy", line, sizeof line);
+    }
+    read_status(fd, &st);
+    ck_assert_uint_eq(st.state, SALIVA_IDLE);
+    stop_sim(&sim);
+}
+END_TEST
+
+/* A slow reply comes late, and a request sent meanwhile is dropped. */
+START_TEST(slow_reply_arrives_late)
+{
+    struct sim sim;
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+
+    start_sim(&sim, "sim-slow", FAST_PHASES, NULL);
+    int fd = open_port(&sim);
+
+    send_faulted_read(&sim, "fault slow 1 1000", "slow", 1);
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_ID_ADDR, 1, frame);
+    send_bytes(fd, frame, len);
+    expect_event(&sim, "dropped function=3 register=0", line, sizeof line);
+
+    ck_assert_uint_eq(read_reply(fd, reply), 5 + 2 * SALIVA_STATUS_COUNT);
+    stop_sim(&sim);
+}
+END_TEST
+
+/* Unplugging closes the pty under the host and removes the link; plugging in
+ * opens a pty with another name, and the analyzer kept its test. */
+START_TEST(unplug_then_plug_new_pty)
+{
+    struct sim sim;
+    struct saliva_status st;
+    struct stat info;
+    char line[256];
+    char link[PATH_MAX];
+    char option[PATH_MAX + 8];
+    char target[PATH_MAX];
+    char *dir = harness_tmpdir("sim-unplug");
+    uint8_t byte;
+
+    snprintf(link, sizeof link, "%s/saliva", dir);
+    snprintf(option, sizeof option, "--link=%s", link);
+    start_sim(&sim, "sim-unplug-run", FAST_PHASES, option);
+    int fd = open_port(&sim);
+    child_send(&sim.child, "hold");
+    expect_event(&sim, "hold", line, sizeof line);
+    ck_assert_uint_eq(send_command(fd, 0x00C0FFEE, SALIVA_CMD_START), 0);
+
+    send_faulted_read(&sim, "fault unplug", "unplug", 2);
+    expect_event(&sim, "unplug", line, sizeof line);
+    ssize_t got = read(fd, &byte, 1);
+    ck_assert_msg(got == 0 || (got < 0 && errno == EIO), "read after unplug returned %zd (%s)", got,
+                  strerror(errno));
+    ck_assert_msg(lstat(link, &info) < 0 && errno == ENOENT, "%s still exists", link);
+
+    child_send(&sim.child, "plug");
+    expect_event(&sim, "plug pty=", line, sizeof line);
+    ck_assert_str_ne(line + strlen("plug pty="), sim.pty);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    ck_assert_msg(n > 0, "readlink %s: %s", link, strerror(errno));
+    target[n] = '\0';
+    ck_assert_str_eq(target, line + strlen("plug pty="));
+
+    close(fd);
+    snprintf(sim.pty, sizeof sim.pty, "%s", target);
+    fd = open_port(&sim);
+    read_status(fd, &st);
+    ck_assert_uint_eq(st.host_test_id, 0x00C0FFEE);
+    stop_sim(&sim);
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+/* A request that meets a power cycle gets no reply, and the analyzer is
+ * left idle, without its test. */
+START_TEST(power_cycle_drops_test)
+{
+    struct sim sim;
+    struct saliva_status st;
+    char line[256];
+
+    start_sim(&sim, "sim-power", FAST_PHASES, NULL);
+    int fd = open_port(&sim);
+    child_send(&sim.child, "hold");
+    expect_event(&sim, "hold", line, sizeof line);
+    ck_assert_uint_eq(send_command(fd, 0x00C0FFEE, SALIVA_CMD_START), 0);
+
+    send_faulted_read(&sim, "fault power-cycle", "power-cycle", 2);
+    expect_event(&sim, "power-cycle", line, sizeof line);
+    assert_no_reply_waiting(fd);
+    read_status(fd, &st);
+    ck_assert_uint_eq(st.state, SALIVA_IDLE);
+    ck_assert_uint_eq(st.host_test_id, 0);
+    stop_sim(&sim);
+}
+END_TEST
+
+/* Bad [request.N] sections and fault commands are rejected with the reason. */
+START_TEST(request_section_errors_named)
+{
+    const char scenario[] = "[request.0]\nfault = drop\n"
+                            "[request.3]\nfault = melt\n"
+                            "[request.4]\ncount = 0\n";
+    char path[PATH_MAX];
+    char *dir = harness_tmpdir("sim-request-errors");
+    char *out = NULL;
+    char *err = NULL;
+
+    snprintf(path, sizeof path, "%s/scenario.ini", dir);
+    harness_write_file(path, scenario);
+    char *argv[] = {(char *)harness_program("TOXLAB_SIM"), "saliva", path, NULL};
+    ck_assert_int_eq(harness_run(argv, NULL, 10000, &out, &err), 2);
+    ck_assert_msg(strstr(err, ":2: [request.0] fault: invalid request number") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, ":4: [request.3] fault: unknown fault 'melt'") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, ":6: [request.4] count: expected a count") != NULL, "%s", err);
+    free(out);
+    free(err);
+
+    harness_write_file(path, "[test.2]\nfault = unplug\nfault_count = 0\n");
+    ck_assert_int_eq(harness_run(argv, NULL, 10000, &out, &err), 2);
+    ck_assert_msg(strstr(err, ":3: [test.2] fault_count: expected a count") != NULL, "%s", err);
+    free(out);
+    free(err);
+
+    harness_write_file(path, "[request.4]\ncount = 2\n");
+    ck_assert_int_eq(harness_run(argv, NULL, 10000, &out, &err), 2);
+    ck_assert_msg(strstr(err, ":2: [request.4] fault: missing key") != NULL, "%s", err);
+    free(out);
+    free(err);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+/* The breath sim takes the same wire faults: a [request.N] section makes
+ * request 2 busy, and a power cycle drops the test and starts the warm-up
+ * again. */
+START_TEST(breath_power_cycle_warms_up)
+{
+    struct sim sim;
+    struct breath_status st;
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+
+    start_kind_sim(&sim, "breath", "sim-breath-power",
+                   "[phases]\nwarmup_ms = 86400000\n[request.2]\nfault = busy\n", NULL);
+    int fd = open_port(&sim);
+    read_breath_status(fd, &st);
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, BREATH_STATUS_ADDR,
+                                        BREATH_STATUS_COUNT, frame);
+    send_bytes(fd, frame, len);
+    read_reply(fd, reply);
+    ck_assert_uint_eq(reply[2], RTU_EX_BUSY);
+    expect_event(&sim, "fault kind=busy request=2", line, sizeof line);
+    stop_sim(&sim);
+
+    start_kind_sim(&sim, "breath", "sim-breath-power-run", FAST_BREATH_PHASES, NULL);
+    fd = open_port(&sim);
+    expect_event(&sim, "warm", line, sizeof line);
+    child_send(&sim.child, "hold");
+    expect_event(&sim, "hold", line, sizeof line);
+    ck_assert_uint_eq(send_breath_command(fd, 0xABCD0002, BREATH_CMD_START), 0);
+    expect_event(&sim, "phase test=1 state=analysing", line, sizeof line);
+
+    child_send(&sim.child, "fault power-cycle");
+    expect_event(&sim, "fault-armed kind=power-cycle", line, sizeof line);
+    len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, BREATH_STATUS_ADDR, BREATH_STATUS_COUNT,
+                                 frame);
+    send_bytes(fd, frame, len);
+    expect_event(&sim, "power-cycle", line, sizeof line);
+    expect_event(&sim, "warm", line, sizeof line);
+    read_breath_status(fd, &st);
+    ck_assert_uint_eq(st.state, BREATH_READY);
+    ck_assert_uint_eq(st.host_test_id, 0);
+    stop_sim(&sim);
+}
+END_TEST
+
+/* A [test.N] fault that names a wire fault is armed when that test starts
+ * and acts on the requests after the start: two busy replies for test 1,
+ * and a power cycle that drops test 2. */
+START_TEST(test_section_arms_wire_fault)
+{
+    struct sim sim;
+    struct saliva_status st;
+    char line[256];
+    uint8_t frame[RTU_MAX_FRAME];
+    uint8_t reply[RTU_MAX_FRAME];
+
+    start_sim(&sim, "sim-test-fault",
+              FAST_PHASES "[test.1]\nfault = busy\nfault_count = 2\n"
+                          "[test.2]\nfault = power-cycle\n",
+              NULL);
+    int fd = open_port(&sim);
+    ck_assert_uint_eq(send_command(fd, 0x00000001, SALIVA_CMD_START), 0);
+    expect_event(&sim, "fault-armed", line, sizeof line);
+    ck_assert_str_eq(line, "fault-armed kind=busy count=2 delay_ms=0 test=1");
+    size_t len = rtu_build_read_request(1, RTU_FC_READ_HOLDING, SALIVA_STATUS_ADDR,
+                                        SALIVA_STATUS_COUNT, frame);
+    for (int i = 0; i < 2; i++) {
+        send_bytes(fd, frame, len);
+        read_reply(fd, reply);
+        ck_assert_uint_eq(reply[2], RTU_EX_BUSY);
+    }
+    expect_event(&sim, "phase test=1 state=result-ready", line, sizeof line);
+    read_status(fd, &st);
+    ck_assert_uint_eq(st.state, SALIVA_RESULT_READY);
+    ck_assert_uint_eq(send_command(fd, 0x00000001, SALIVA_CMD_ACK_RESULT), 0);
+
+    ck_assert_uint_eq(send_command(fd, 0x00000002, SALIVA_CMD_START), 0);
+    expect_event(&sim, "fault-armed kind=power-cycle count=1 delay_ms=0 test=2", line, sizeof line);
+    send_bytes(fd, frame, len);
+    expect_event(&sim, "power-cycle", line, sizeof line);
+    read_status(fd, &st);
+    ck_assert_uint_eq(st.state, SALIVA_IDLE);
+    ck_assert_uint_eq(st.host_test_id, 0);
+    stop_sim(&sim);
+}
+END_TEST
+
 static Suite *sim_suite(void)
 {
     Suite *suite = suite_create("sim");
@@ -1211,6 +1555,11 @@ static Suite *sim_suite(void)
     tcase_add_test(wire, cut_frame_dropped);
     tcase_add_test(wire, unsupported_function_gets_exception);
     tcase_add_test(wire, unmapped_read_gets_exception);
+    tcase_add_test(wire, wire_faults_change_replies);
+    tcase_add_test(wire, request_section_schedules_fault);
+    tcase_add_test(wire, slow_reply_arrives_late);
+    tcase_add_test(wire, unplug_then_plug_new_pty);
+    tcase_add_test(wire, power_cycle_drops_test);
     suite_add_tcase(suite, wire);
 
     tcase_set_timeout(commands, HARNESS_CASE_TIMEOUT);
@@ -1218,6 +1567,7 @@ static Suite *sim_suite(void)
     tcase_add_test(commands, single_register_command);
     tcase_add_test(commands, hold_keeps_analysing);
     tcase_add_test(commands, fault_exception_then_wrong_id);
+    tcase_add_test(commands, test_section_arms_wire_fault);
     tcase_add_loop_test(commands, stall_withholds_one_reply, 0,
                         sizeof stall_kinds / sizeof stall_kinds[0]);
     suite_add_tcase(suite, commands);
@@ -1229,10 +1579,12 @@ static Suite *sim_suite(void)
     tcase_add_test(breath, breath_never_blows_until_abort);
     tcase_add_test(breath, breath_hold_keeps_analysing);
     tcase_add_test(breath, breath_error_and_faults);
+    tcase_add_test(breath, breath_power_cycle_warms_up);
     suite_add_tcase(suite, breath);
 
     tcase_set_timeout(process, HARNESS_CASE_TIMEOUT);
     tcase_add_test(process, scenario_error_names_line);
+    tcase_add_test(process, request_section_errors_named);
     tcase_add_test(process, scenario_without_error_starts);
     tcase_add_test(process, breath_scenario_error_names_line);
     tcase_add_test(process, breath_scenario_every_key_starts);
