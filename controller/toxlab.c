@@ -751,6 +751,9 @@ static int check_hello(struct client *client, const json_t *hello)
     int major = get_int(protocol, "major");
     int minor = get_int(protocol, "minor");
 
+    if (is_same(get_string(hello, "class"), "error")) {
+        return report_daemon_error(hello);
+    }
     if (!is_same(get_string(hello, "class"), "hello") || major < 0) {
         print_error("the first line from %s is not a hello with a protocol version; is it "
                     "toxlabd's socket?",

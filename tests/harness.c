@@ -3,6 +3,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -58,11 +59,28 @@ const char *harness_program(const char *var)
     return path;
 }
 
+/* The identity the next harness_run_as child takes, NULL for the test's own. */
+static const struct harness_identity *child_identity;
+
+/* Takes the numeric uid, gid and groups of identity, or exits 126. */
+static void become(const struct harness_identity *identity)
+{
+    if (setgroups(identity->group_count, identity->groups) != 0 || setgid(identity->gid) != 0 ||
+        setuid(identity->uid) != 0) {
+        dprintf(STDERR_FILENO, "switching to uid %u gid %u failed: %s\n", (unsigned)identity->uid,
+                (unsigned)identity->gid, strerror(errno));
+        _exit(126);
+    }
+}
+
 static void exec_child(char *const argv[], char *const extra_env[], int log_fd, int in_fd,
                        int out_fd)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     setpgid(0, 0);
+    if (child_identity != NULL) {
+        become(child_identity);
+    }
     dup2(in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY), STDIN_FILENO);
     dup2(out_fd >= 0 ? out_fd : log_fd, STDOUT_FILENO);
     dup2(log_fd, STDERR_FILENO);
@@ -266,6 +284,15 @@ int harness_run(char *const argv[], char *const extra_env[], int timeout_ms, cha
         return -1;
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int harness_run_as(const struct harness_identity *identity, char *const argv[], int timeout_ms,
+                   char **out, char **err)
+{
+    child_identity = identity;
+    int status = harness_run(argv, NULL, timeout_ms, out, err);
+    child_identity = NULL;
+    return status;
 }
 
 int notify_open(const char *path)

@@ -27,6 +27,19 @@ int harness_ms(int ms);
  * per call is not shared: the caller frees it). Aborts the test on failure. */
 char *harness_tmpdir(const char *tag);
 
+/* A user a test acts as: numeric IDs only, never names from /etc/group. */
+struct harness_identity {
+    uid_t uid;
+    gid_t gid;
+    size_t group_count;
+    gid_t groups[8];
+};
+
+/* Runs argv as harness_run does, but the child first calls setgroups,
+ * setgid and setuid with identity's IDs (so the test must run as root). */
+int harness_run_as(const struct harness_identity *identity, char *const argv[], int timeout_ms,
+                   char **out, char **err);
+
 /* Returns the text of a file (the caller frees it); aborts the test when
  * it cannot be read. */
 char *harness_read_file(const char *path);

@@ -200,6 +200,16 @@ void rig_start(struct rig *rig, const char *scenario, const char *extra_config)
     start_daemon(rig);
 }
 
+void rig_start_edited(struct rig *rig, const char *scenario,
+                      void (*edit)(struct rig *rig, void *user), void *user)
+{
+    rig_prepare(rig);
+    start_sim(rig, "saliva", scenario, &rig->sim, rig->pty, sizeof(rig->pty));
+    write_config(rig, NULL);
+    edit(rig, user);
+    start_daemon(rig);
+}
+
 void rig_start_cotest(struct rig *rig, const char *saliva_scenario, const char *breath_scenario,
                       const char *saliva_config, const char *breath_config)
 {

@@ -57,6 +57,11 @@ void rig_start_linked_sim(struct rig *rig, struct child *sim, const char *scenar
 /* Starts the saliva sim with a scenario and the daemon. */
 void rig_start(struct rig *rig, const char *scenario, const char *extra_config);
 
+/* Starts the saliva sim, writes toxlab.conf, lets edit change it, then
+ * starts the daemon. */
+void rig_start_edited(struct rig *rig, const char *scenario,
+                      void (*edit)(struct rig *rig, void *user), void *user);
+
 /* Starts both sims (saliva-1 and breath-1) and the daemon. */
 void rig_start_cotest(struct rig *rig, const char *saliva_scenario, const char *breath_scenario,
                       const char *saliva_config, const char *breath_config);
