@@ -5,7 +5,7 @@ _toxlab()
     local cur prev words cword
     _init_completion || return
 
-    local commands="subject specimen test stop instruments decode help"
+    local commands="subject specimen test stop instruments id status licence decision thresholds import decode help"
     local command="" sub="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
@@ -28,6 +28,20 @@ _toxlab()
         ;;
     --matrix)
         COMPREPLY=($(compgen -W "oral-fluid hair blood urine breath" -- "$cur"))
+        return
+        ;;
+    --for)
+        COMPREPLY=($(compgen -W "application holder" -- "$cur"))
+        return
+        ;;
+    --kind)
+        COMPREPLY=($(compgen -W "community-detox compulsory-isolation community-rehabilitation
+            psychotropic-dependence revoked-drunk-driving revoked-commercial-drink-driving
+            revoked-commercial-drunk-driving revoked-serious-crash" -- "$cur"))
+        return
+        ;;
+    --evidence | --rules)
+        _filedir
         return
         ;;
     esac
@@ -59,7 +73,33 @@ _toxlab()
             COMPREPLY=($(compgen -W "--dispute --crash" -- "$cur"))
         fi
         ;;
-    decode) _filedir ;;
+    id) [[ -z $sub ]] && COMPREPLY=($(compgen -W "check" -- "$cur")) ;;
+    status)
+        if [[ -z $sub ]]; then
+            COMPREPLY=($(compgen -W "add" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W "--subject --kind --start --end --reference --supersedes
+                --reason" -- "$cur"))
+        fi
+        ;;
+    licence)
+        case "$sub" in
+        "") COMPREPLY=($(compgen -W "add check evaluate" -- "$cur")) ;;
+        add) COMPREPLY=($(compgen -W "--subject --number --class --commercial --handed-back
+                --supersedes --reason" -- "$cur")) ;;
+        check) COMPREPLY=($(compgen -W "--for --as-of" -- "$cur")) ;;
+        evaluate) COMPREPLY=($(compgen -W "--evidence --for --as-of --rules" -- "$cur")) ;;
+        esac
+        ;;
+    decision)
+        if [[ -z $sub ]]; then
+            COMPREPLY=($(compgen -W "confirm override show" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W "--reason" -- "$cur"))
+        fi
+        ;;
+    thresholds) [[ -z $sub ]] && COMPREPLY=($(compgen -W "reload" -- "$cur")) ;;
+    import | decode) _filedir ;;
     esac
 }
 complete -F _toxlab toxlab

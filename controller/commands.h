@@ -1,5 +1,5 @@
 /* The commands of the client protocol: one handler each, and the table in
- * commands.c that says which roles may use each one. */
+ * commands.c that lists the roles allowed to use each one. */
 #ifndef TOXLAB_COMMANDS_H
 #define TOXLAB_COMMANDS_H
 

@@ -84,7 +84,10 @@ int db_supersedable(sqlite3 *db, const char *table, const char *id, const char *
     db_bind_texts(stmt, 2, args);
     rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    if (rc == SQLITE_ROW) {
+        return 1;
+    }
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 static void set_uid_and_time(json_t *obj, sqlite3_stmt *stmt, int uid_column, int time_column)

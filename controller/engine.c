@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* What one rule found: whether it fired, its evidence, and when the
+/* The finding of one rule: whether it fired, its evidence, and when the
  * restriction ends (a date, for life, or while a status lasts). */
 struct finding {
     bool fired;

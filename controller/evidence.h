@@ -46,7 +46,7 @@ struct ev_licence {
 };
 
 struct evidence {
-    json_t *document; /* holds the strings the arrays point to */
+    json_t *document; /* owns the strings the arrays point to */
     size_t result_count;
     struct ev_result *results;
     size_t status_count;

@@ -34,7 +34,7 @@ struct import_row {
     struct driver_analyte analytes[DRIVER_MAX_ANALYTES];
 };
 
-/* Collects the errors of all rows, so one answer names every bad field. */
+/* Collects the errors of all rows, so one response names every bad field. */
 struct import_errors {
     char text[4096];
     size_t used;

@@ -64,7 +64,12 @@ static int parse_window(const char *text, struct rule *rule)
     long years;
 
     if (strcmp(text, "life") == 0 || strcmp(text, "status") == 0 || strcmp(text, "none") == 0) {
-        rule->window = text[0] == 'l' ? WINDOW_LIFE : text[0] == 's' ? WINDOW_STATUS : WINDOW_NONE;
+        rule->window = WINDOW_NONE;
+        if (text[0] == 'l') {
+            rule->window = WINDOW_LIFE;
+        } else if (text[0] == 's') {
+            rule->window = WINDOW_STATUS;
+        }
         return 0;
     }
     years = strtol(text, &end, 10);

@@ -1,7 +1,7 @@
-/* Licence rules: a tab-separated file with one rule a row: id, predicate,
- * window, decision, text, source, enabled. Predicates are the fixed set
- * below, each coded in engine.c; a set's version is the SHA-256 of its
- * canonical text, and a "%label" line names it. */
+/* Licence rules, read from a tab-separated file with one rule a row (id,
+ * predicate, window, decision, text, source, enabled). Predicates are the
+ * fixed set below, each coded in engine.c. A set's version is the SHA-256
+ * of its canonical text, and a "%label" line names it. */
 #ifndef TOXLAB_RULES_H
 #define TOXLAB_RULES_H
 
@@ -40,7 +40,7 @@ enum window {
     WINDOW_YEARS,  /* N years after the event, counted by periods.c */
     WINDOW_LIFE,   /* never ends */
     WINDOW_STATUS, /* while a status lasts */
-    WINDOW_NONE,   /* no period: the decision holds while its condition does */
+    WINDOW_NONE,   /* no period: the decision lasts while its condition is true */
 };
 
 struct rule {

@@ -18,7 +18,7 @@ enum {
 /* Parsers return this when the command should go on to toxlabd, or an exit status. */
 #define CONTINUE (-1)
 
-/* Receive deadline in milliseconds for commands that toxlabd answers after
+/* Receive deadline in milliseconds for commands that toxlabd responds to after
  * one database commit; a generous estimate, not a measurement. */
 #define RESPONSE_TIMEOUT_MS 30000
 

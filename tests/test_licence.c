@@ -372,7 +372,7 @@ START_TEST(reload_rejects_bad_rules)
     assert_contains(err, "unknown decision");
     assert_contains(err, "(invalid-file)");
     free(err);
-    /* The rules in force stay: L07 still answers. */
+    /* The rules in force stay: L07 still fires. */
     free(expect_client(&rig, 0, NULL, "subject", "add", SUBJECT_A, NULL));
     free(expect_client(&rig, 0, NULL, "status", "add", "--subject", SUBJECT_A, "--kind",
                        "revoked-drunk-driving", "--start", "2025-01-01", "--reference", "R", NULL));
