@@ -3,10 +3,13 @@
  * them in full. */
 #include "controller/commands.h"
 
+#include "controller/audit.h"
+#include "controller/db.h"
 #include "controller/roles.h"
 
 #include <stdbool.h>
 #include <string.h>
+#include <unistd.h>
 
 #define OFFICER ROLE_OFFICER
 #define ANALYST ROLE_ANALYST
@@ -49,6 +52,9 @@ static const struct {
     {"decision.show", cmd_decision_show, "decision:s", CLERK | SUPERVISOR},
     {"thresholds.reload", cmd_thresholds_reload, "", ADMIN},
     {"import", cmd_import, "results:l file:s", ADMIN},
+    {"audit.verify", cmd_audit_verify, "", ADMIN},
+    {"audit.head", cmd_audit_head, "", ADMIN | SUPERVISOR},
+    {"backup", cmd_backup, "", ADMIN},
 };
 
 /* Returns the type letter of argument `name` in spec, or 0 when it has none. */
@@ -142,6 +148,27 @@ static json_t *forbidden(const struct request *req, const char *cmd, unsigned al
     return req_fail(req, PROTO_FORBIDDEN, "%s needs the role %s; you hold %s", cmd, needed, held);
 }
 
+/* Records the request in the audit log and makes the changes it causes
+ * carry the client's uid, roles and command. */
+static void begin_audit(const struct request *req, bool allowed)
+{
+    char roles[80];
+
+    roles_format(req->client->roles, roles, sizeof(roles));
+    audit_set_actor((unsigned)req->client->uid, roles, req->cmd);
+    if (audit_request(req->daemon->db, req->cmd, req->args, !allowed) != 0) {
+        log_msg(LOG_ERR, "recording %s of uid %u in the audit log failed: %s", req->cmd,
+                (unsigned)req->client->uid, db_errmsg(req->daemon->db));
+    }
+}
+
+/* Changes after the request are toxlabd's own again (results from the lines). */
+static void end_audit(struct daemon *daemon)
+{
+    audit_set_actor((unsigned)getuid(), "daemon", "toxlabd");
+    audit_log_head(daemon);
+}
+
 json_t *command_dispatch(struct daemon *daemon, struct client *client, json_int_t id,
                          const char *cmd, json_t *args)
 {
@@ -153,13 +180,17 @@ json_t *command_dispatch(struct daemon *daemon, struct client *client, json_int_
         }
         log_msg(LOG_DEBUG, "client pid %d uid %u: %s", (int)client->pid, (unsigned)client->uid,
                 cmd);
-        if ((client->roles & commands[i].roles) == 0) {
+        bool allowed = (client->roles & commands[i].roles) != 0;
+        begin_audit(&req, allowed);
+        if (!allowed) {
+            end_audit(daemon);
             return forbidden(&req, cmd, commands[i].roles);
         }
         json_t *response = check_args(&req, cmd, commands[i].args);
         if (response == NULL) {
             response = commands[i].run(&req);
         }
+        end_audit(daemon);
         if (response != NULL && (client->roles & SEES_FULL_IDS) == 0) {
             mask_subjects(response);
         }

@@ -29,4 +29,14 @@ json_t *cmd_thresholds_reload(const struct request *req);
 /* import.c */
 json_t *cmd_import(const struct request *req);
 
+/* audit_cmds.c */
+json_t *cmd_audit_verify(const struct request *req);
+json_t *cmd_audit_head(const struct request *req);
+json_t *cmd_backup(const struct request *req);
+
+/* Logs the audit chain's head each time it passes another
+ * daemon.audit_head_every entries, so a copy outside the database can
+ * expose a rewritten chain. */
+void audit_log_head(struct daemon *daemon);
+
 #endif

@@ -44,6 +44,8 @@ void config_defaults(struct config *config)
     snprintf(config->alcohol.blood_source, sizeof(config->alcohol.blood_source),
              "MPS Order 157 Art. 36 (toxlab's reading)");
     config->busy_timeout_ms = 5000;
+    snprintf(config->backup_folder, sizeof(config->backup_folder), "/var/lib/toxlab/backups");
+    config->audit_head_every = 1000;
 }
 
 static void instrument_defaults(struct instrument_config *inst, const char *id)
@@ -127,6 +129,13 @@ static int set_daemon_key(struct config *config, const char *key, const char *va
     }
     if (strcmp(key, "busy_timeout_ms") == 0) {
         return parse_int(value, 0, 600000, &config->busy_timeout_ms);
+    }
+    if (strcmp(key, "backup_folder") == 0) {
+        return value[0] ? set_text(config->backup_folder, sizeof(config->backup_folder), value)
+                        : -1;
+    }
+    if (strcmp(key, "audit_head_every") == 0) {
+        return parse_int(value, 1, 1000000, &config->audit_head_every);
     }
     return -2;
 }

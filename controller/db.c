@@ -1,5 +1,6 @@
 #include "controller/db.h"
 
+#include "controller/audit.h"
 #include "controller/db_internal.h"
 #include "controller/db_licence.h"
 #include "controller/engine.h"
@@ -187,8 +188,10 @@ void db_copy_column(sqlite3_stmt *stmt, int column, char *out, size_t size)
  * the row it corrects. */
 static int add_append_only_triggers(sqlite3 *db)
 {
-    static const char *const tables[] = {"result_releases",   "statuses",         "licences",
-                                         "licence_decisions", "decision_reviews", "rule_sets"};
+    static const char *const tables[] = {"results",   "result_analytes",   "result_releases",
+                                         "decisions", "stop_notes",        "statuses",
+                                         "licences",  "licence_decisions", "decision_reviews",
+                                         "rule_sets", "threshold_sets"};
     char sql[512];
 
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
@@ -219,10 +222,14 @@ int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size
     }
     sqlite3_busy_timeout(*db, busy_timeout_ms);
     sqlite3_extended_result_codes(*db, 1);
+    err[0] = '\0';
     if (db_exec_sql(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                          " PRAGMA foreign_keys=ON;") != 0 ||
-        db_exec_sql(*db, schema) != 0 || add_append_only_triggers(*db) != 0) {
-        snprintf(err, err_size, "%s: cannot set up the database: %s", path, sqlite3_errmsg(*db));
+        db_exec_sql(*db, schema) != 0 || add_append_only_triggers(*db) != 0 ||
+        audit_install(*db, err, err_size) != 0) {
+        char reason[300];
+        snprintf(reason, sizeof(reason), "%s", err[0] ? err : sqlite3_errmsg(*db));
+        snprintf(err, err_size, "%s: cannot set up the database: %s", path, reason);
         sqlite3_close(*db);
         *db = NULL;
         return -1;

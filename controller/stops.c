@@ -931,7 +931,7 @@ static void handle_found_test(struct daemon *daemon, struct instrument *inst,
     line_command(&inst->line, LINE_CMD_ABORT, host_test_id);
 }
 
-void stops_handle_event(struct daemon *daemon, struct line_event *event)
+static void handle_line_event(struct daemon *daemon, struct line_event *event)
 {
     struct instrument *inst = daemon_find_instrument(daemon, event->line->config->id);
 
@@ -994,4 +994,10 @@ int stops_check_grace(struct daemon *daemon)
         }
     }
     return (int)next;
+}
+
+void stops_handle_event(struct daemon *daemon, struct line_event *event)
+{
+    handle_line_event(daemon, event);
+    audit_log_head(daemon);
 }

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 
 #include "controller/toxlab_cli.h"
+#include "controller/toxlab_audit.h"
 #include "controller/toxlab_decode.h"
 #include "controller/toxlab_licence.h"
 #include "controller/toxlab_report.h"
@@ -1750,6 +1751,50 @@ static const struct command commands[] = {
         .timeout_ms = RESPONSE_TIMEOUT_MS,
     },
     {
+        .group = "audit",
+        .name = "verify",
+        .cmd = "audit.verify",
+        .synopsis = "[--database FILE]",
+        .summary = "Check the audit log (admin): recompute its hash chain and compare every\n"
+                   "audited row with what its latest entry recorded. Names the first entry\n"
+                   "that does not match and exits 1. With --database, checks a database\n"
+                   "file (a backup) offline, without toxlabd.",
+        .option_help = "      --database FILE    check this SQLite file instead, read-only\n",
+        .min_minor = 2,
+        .options = audit_verify_options,
+        .parse = parse_options,
+        .run = run_request,
+        .run_offline = run_audit_verify_offline,
+        .offline_key = "database",
+        .print = print_audit_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "audit",
+        .name = "head",
+        .cmd = "audit.head",
+        .synopsis = "",
+        .summary = "Print the audit chain's head: the newest entry's number and hash (admin,\n"
+                   "supervisor). A copy kept outside the database exposes a rewritten chain.",
+        .min_minor = 2,
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_audit_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "backup",
+        .cmd = "backup",
+        .synopsis = "",
+        .summary = "Write a consistent copy of the database into daemon.backup_folder while\n"
+                   "toxlabd runs (admin), check the copy's audit log, and print its file.",
+        .min_minor = 2,
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_backup_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
         .group = "instruments",
         .cmd = "instruments",
         .synopsis = "",
@@ -2023,7 +2068,9 @@ int main(int argc, char **argv)
         return STATUS_ERROR;
     }
     status = parse_command_line(argc, argv, &options, &command, &request);
-    if (status == CONTINUE && command->run_offline != NULL) {
+    if (status == CONTINUE && command->run_offline != NULL &&
+        (command->offline_key == NULL ||
+         json_object_get(request.args, command->offline_key) != NULL)) {
         status = command->run_offline(command, &options, &request);
     } else if (status == CONTINUE) {
         status = run_with_daemon(&options, command, &request);

@@ -61,6 +61,9 @@ struct command {
     /* Runs the command without toxlabd (decode, id check, licence evaluate). */
     int (*run_offline)(const struct command *command, const struct options *options,
                        struct request *request);
+    /* With run_offline: the argument whose presence selects the offline run
+     * (NULL when the command always runs offline). */
+    const char *offline_key;
 };
 
 __attribute__((format(printf, 1, 2))) void print_error(const char *format, ...);

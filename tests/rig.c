@@ -67,11 +67,12 @@ void write_config(struct rig *rig, const char *extra)
     }
     snprintf(text, sizeof(text),
              "[daemon]\nlab_id = TEST1\ndatabase = %s\nsocket = %s\nsocket_group = %u\n"
-             "thresholds = %s\nrules = %s\nbusy_timeout_ms = 50\n\n[instrument.saliva-1]\n"
+             "thresholds = %s\nrules = %s\nbusy_timeout_ms = 50\nbackup_folder = %s/backups\n\n"
+             "[instrument.saliva-1]\n"
              "driver = saliva\ndevice = %s\npoll_interval_ms = 20\nresponse_timeout_ms = 200\n"
              "retry_ms = 50\n%s%s%s",
-             rig->database, rig->socket, gid, thresholds, rules, rig->pty, extra ? extra : "",
-             breath, roles);
+             rig->database, rig->socket, gid, thresholds, rules, rig->dir, rig->pty,
+             extra ? extra : "", breath, roles);
     harness_write_file(rig_file(rig, "toxlab.conf"), text);
 }
 

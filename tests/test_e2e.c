@@ -501,7 +501,7 @@ START_TEST(bad_config_names_line)
     write_config(&rig, "response_timout_ms = 5\n");
     char *argv[] = {(char *)harness_program("TOXLABD"), "-c", rig_file(&rig, "toxlab.conf"), NULL};
     ck_assert_int_eq(harness_run(argv, NULL, CLIENT_MS, &out, &err), 1);
-    assert_contains(err, "toxlab.conf:16: unknown key 'response_timout_ms' in "
+    assert_contains(err, "toxlab.conf:17: unknown key 'response_timout_ms' in "
                          "[instrument.saliva-1]");
     free(out);
     free(err);

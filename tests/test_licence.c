@@ -121,6 +121,14 @@ START_TEST(clerk_records_and_reviews)
 }
 END_TEST
 
+/* Stands in for the daemon's audit functions in a test's own connection. */
+static void stand_in_function(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    (void)argv;
+    sqlite3_result_text(context, "x", -1, SQLITE_STATIC);
+}
+
 START_TEST(status_correction_supersedes)
 {
     struct rig rig;
@@ -155,9 +163,21 @@ START_TEST(status_correction_supersedes)
     assert_contains(out, "\"ends\":\"2025-01-15\"");
     free(out);
 
-    /* Statuses are append-only: the database itself rejects a change. */
+    /* Statuses are append-only: the database itself rejects a change, even
+     * from a connection that supplies the audit triggers' functions. */
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(rig.database, &db), SQLITE_OK);
+    ck_assert_int_ne(
+        sqlite3_exec(db, "UPDATE statuses SET end_date = '2030-01-01'", NULL, NULL, NULL),
+        SQLITE_OK);
+    static const char *const functions[] = {"toxlab_audit_hash", "toxlab_audit_actor",
+                                            "toxlab_audit_now"};
+    static const int arguments[] = {2, 1, 0};
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(sqlite3_create_function(db, functions[i], arguments[i], SQLITE_UTF8, NULL,
+                                                 stand_in_function, NULL, NULL),
+                         SQLITE_OK);
+    }
     ck_assert_int_ne(
         sqlite3_exec(db, "UPDATE statuses SET end_date = '2030-01-01'", NULL, NULL, NULL),
         SQLITE_OK);
@@ -165,6 +185,9 @@ START_TEST(status_correction_supersedes)
     ck_assert_int_ne(sqlite3_exec(db, "DELETE FROM licence_decisions", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM statuses WHERE end_date ="
+                                    " '2030-01-01'"),
+                     0);
     rig_stop(&rig);
 }
 END_TEST
