@@ -5,7 +5,7 @@ _toxlab()
     local cur prev words cword
     _init_completion || return
 
-    local commands="subject specimen test stop instruments id status licence decision thresholds import decode help"
+    local commands="subject specimen test stop instruments id status licence decision thresholds import audit backup decode help"
     local command="" sub="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
@@ -40,7 +40,7 @@ _toxlab()
             revoked-commercial-drunk-driving revoked-serious-crash" -- "$cur"))
         return
         ;;
-    --evidence | --rules)
+    --evidence | --rules | --database)
         _filedir
         return
         ;;
@@ -99,6 +99,13 @@ _toxlab()
         fi
         ;;
     thresholds) [[ -z $sub ]] && COMPREPLY=($(compgen -W "reload" -- "$cur")) ;;
+    audit)
+        if [[ -z $sub ]]; then
+            COMPREPLY=($(compgen -W "verify head" -- "$cur"))
+        elif [[ $sub == verify ]]; then
+            COMPREPLY=($(compgen -W "--database" -- "$cur"))
+        fi
+        ;;
     import | decode) _filedir ;;
     esac
 }

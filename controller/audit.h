@@ -32,7 +32,7 @@ struct audit_report {
     char head[AUDIT_HASH_HEX];
 };
 
-/* Recomputes the chain and checks that every audited row still holds what
+/* Recomputes the chain and checks that every audited row still equals what
  * its latest entry recorded. Returns 0 when all match, 1 when an entry does
  * not (report says which), -1 on a database error (reason set). */
 int audit_verify(sqlite3 *db, struct audit_report *report);
