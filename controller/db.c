@@ -115,6 +115,11 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS specimens_subject ON specimens (subject_id);"
     "CREATE INDEX IF NOT EXISTS stops_subject ON stops (subject_id);";
 
+#define STRINGIFY(x) #x
+#define SCHEMA_VERSION_TEXT(v) STRINGIFY(v)
+static const char schema_version_sql[] =
+    "PRAGMA user_version = " SCHEMA_VERSION_TEXT(DB_SCHEMA_VERSION) ";";
+
 const char *db_errmsg(sqlite3 *db)
 {
     return sqlite3_errmsg(db);
@@ -208,6 +213,51 @@ static int add_append_only_triggers(sqlite3 *db)
     return 0;
 }
 
+/* Reads PRAGMA user_version and whether the file has any table yet. */
+static int read_schema_state(sqlite3 *db, int *version, bool *empty)
+{
+    sqlite3_stmt *stmt = db_prepare(db, "SELECT (SELECT user_version FROM pragma_user_version),"
+                                        " (SELECT count(*) FROM sqlite_schema WHERE type ="
+                                        " 'table')");
+
+    if (stmt == NULL || sqlite3_step(stmt) != SQLITE_ROW) {
+        sqlite3_finalize(stmt);
+        return -1;
+    }
+    *version = sqlite3_column_int(stmt, 0);
+    *empty = sqlite3_column_int(stmt, 1) == 0;
+    sqlite3_finalize(stmt);
+    return 0;
+}
+
+/* Checks the file's schema version against this build's. A new file gets
+ * the current version; an older version would be migrated here, one step
+ * at a time, once a version 2 exists. */
+static int check_schema_version(sqlite3 *db, char *err, size_t err_size)
+{
+    int version;
+    bool empty;
+
+    if (read_schema_state(db, &version, &empty) != 0) {
+        snprintf(err, err_size, "reading the schema version failed: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (empty || version == DB_SCHEMA_VERSION) {
+        return 0;
+    }
+    if (version > DB_SCHEMA_VERSION) {
+        snprintf(err, err_size,
+                 "the database has schema version %d, made by a newer toxlab; this toxlabd "
+                 "knows versions up to %d, so upgrade toxlabd",
+                 version, DB_SCHEMA_VERSION);
+        return -1;
+    }
+    snprintf(err, err_size,
+             "the database has no schema version (a development build made it); start with a "
+             "new database file");
+    return -1;
+}
+
 int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size_t err_size)
 {
     int rc = sqlite3_open_v2(
@@ -225,7 +275,8 @@ int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size
     err[0] = '\0';
     if (db_exec_sql(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                          " PRAGMA foreign_keys=ON;") != 0 ||
-        db_exec_sql(*db, schema) != 0 || add_append_only_triggers(*db) != 0 ||
+        check_schema_version(*db, err, err_size) != 0 || db_exec_sql(*db, schema) != 0 ||
+        db_exec_sql(*db, schema_version_sql) != 0 || add_append_only_triggers(*db) != 0 ||
         audit_install(*db, err, err_size) != 0) {
         char reason[300];
         snprintf(reason, sizeof(reason), "%s", err[0] ? err : sqlite3_errmsg(*db));

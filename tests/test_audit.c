@@ -221,6 +221,28 @@ START_TEST(backup_verifies_and_restores)
 }
 END_TEST
 
+START_TEST(newer_schema_rejected)
+{
+    struct rig rig;
+    sqlite3 *db;
+    char *out;
+    char *err;
+
+    rig_start(&rig, fast_phases, NULL);
+    rig_stop(&rig);
+    ck_assert_int_eq(db_count(&rig, "PRAGMA user_version"), 1);
+    ck_assert_int_eq(sqlite3_open(rig.database, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char *argv[] = {(char *)harness_program("TOXLABD"), "-c", rig_file(&rig, "toxlab.conf"), NULL};
+    ck_assert_int_eq(harness_run(argv, NULL, CLIENT_MS, &out, &err), 1);
+    assert_contains(err, "schema version 2, made by a newer toxlab");
+    free(out);
+    free(err);
+    ck_assert_int_eq(db_count(&rig, "PRAGMA user_version"), 2);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
     Suite *suite = suite_create("audit");
@@ -229,6 +251,7 @@ static Suite *audit_suite(void)
     tcase_add_test(chain, audit_records_changes_and_requests);
     tcase_add_test(chain, audit_names_tampered_entry);
     tcase_add_test(chain, backup_verifies_and_restores);
+    tcase_add_test(chain, newer_schema_rejected);
     tcase_set_timeout(chain, HARNESS_CASE_TIMEOUT);
     suite_add_tcase(suite, chain);
     return suite;
