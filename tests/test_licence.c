@@ -24,6 +24,7 @@
 #define CLERK_GID 41102
 #define SUPERVISOR_GID 41103
 #define ADMIN_GID 41104
+#define ANALYST_GID 41105
 #define OTHER_GID 41199
 
 static const char blood_csv[] =
@@ -440,7 +441,7 @@ static void use_role_groups(struct rig *rig, void *user)
     snprintf(roles, sizeof(roles),
              "\n[roles]\nofficer = %d\nanalyst = %d\nclerk = %d, %d\nsupervisor = %d\n"
              "admin = %d\n",
-             OFFICER_GID, OFFICER_GID, CLERK_GID, ADMIN_GID, SUPERVISOR_GID, ADMIN_GID);
+             OFFICER_GID, ANALYST_GID, CLERK_GID, ADMIN_GID, SUPERVISOR_GID, ADMIN_GID);
     char rewritten[9000];
     char *group = strstr(config, "socket_group = ");
     ck_assert_ptr_nonnull(group);
@@ -494,6 +495,13 @@ START_TEST(role_table_with_controls)
          {"specimen", "add", "--subject", SUBJECT_A, "--barcode", "OF-R1", "--matrix", "oral-fluid",
           NULL}},
         {OFFICER_GID, ADMIN_GID, {"thresholds", "reload", NULL}},
+        {ANALYST_GID, CLERK_GID, {"licence", "check", SUBJECT_A, "--for", "application", NULL}},
+        {SUPERVISOR_GID,
+         ANALYST_GID,
+         {"specimen", "add", "--subject", SUBJECT_A, "--barcode", "H-R2", "--matrix", "hair",
+          NULL}},
+        {ANALYST_GID, SUPERVISOR_GID, {"audit", "head", NULL}},
+        {SUPERVISOR_GID, ADMIN_GID, {"backup", NULL}},
         {SUPERVISOR_GID, ADMIN_GID, {"import", "FILE", NULL}},
     };
     struct rig rig;
@@ -528,7 +536,10 @@ START_TEST(role_table_with_controls)
         free(out);
         free(err);
     }
-    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM licence_decisions"), 1);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM licence_decisions"), 2);
+    ck_assert_int_ge(db_count(&rig, "SELECT count(*) FROM audit WHERE action = 'rejected' AND"
+                                    " uid = 41000"),
+                     9);
     ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM statuses"), 1);
     ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results WHERE imported_by = 41000"), 1);
     ck_assert(harness_wait_file(rig.daemon.log_path, "status.add rejected", EVENT_MS));
