@@ -143,7 +143,7 @@ static void describe_failure(struct line *line, int status, const char *err, cha
         return;
     }
     snprintf(message, size,
-             "%u CRC errors in a row on %s: check that the line settings (%d baud, parity %c, "
+             "%u CRC errors in a row on %.80s: check that the line settings (%d baud, parity %c, "
              "%d data bits, %d stop bits) match the analyzer's",
              line->crc_run, line->config->device, line->config->baud, line->config->parity,
              line->config->data_bits, line->config->stop_bits);
