@@ -29,32 +29,34 @@ static const struct {
     json_t *(*run)(const struct request *req);
     const char *args;
     unsigned roles;
+    bool routine; /* a read of test and instrument state, not entered in the audit log */
 } commands[] = {
-    {"subject.add", cmd_subject_add, "subject:s", OFFICER | CLERK},
-    {"subject.show", cmd_subject_show, "subject:s", OFFICER | ANALYST | CLERK | SUPERVISOR},
+    {"subject.add", cmd_subject_add, "subject:s", OFFICER | CLERK, false},
+    {"subject.show", cmd_subject_show, "subject:s", OFFICER | ANALYST | CLERK | SUPERVISOR, false},
     {"specimen.add", cmd_specimen_add, "subject:s barcode:s matrix:s stop:s collected:s",
-     OFFICER | ANALYST},
-    {"test.start", cmd_test_start, "subject:s instruments:a specimen:s driving:b watch:b", OFFICER},
-    {"test.watch", cmd_test_watch, "test:s", OFFICER | ANALYST | SUPERVISOR},
-    {"test.abort", cmd_test_abort, "test:s", OFFICER},
-    {"test.show", cmd_test_show, "test:s", OFFICER | ANALYST | CLERK | SUPERVISOR},
-    {"test.refuse", cmd_test_refuse, "test:s", OFFICER},
-    {"stop.note", cmd_stop_note, "stop:s kind:s", OFFICER},
-    {"stop.show", cmd_stop_show, "stop:s", OFFICER | ANALYST | CLERK | SUPERVISOR},
-    {"instruments", cmd_instruments, "", OFFICER | ANALYST | SUPERVISOR | ADMIN},
+     OFFICER | ANALYST, false},
+    {"test.start", cmd_test_start, "subject:s instruments:a specimen:s driving:b watch:b", OFFICER,
+     false},
+    {"test.watch", cmd_test_watch, "test:s", OFFICER | ANALYST | SUPERVISOR, true},
+    {"test.abort", cmd_test_abort, "test:s", OFFICER, false},
+    {"test.show", cmd_test_show, "test:s", OFFICER | ANALYST | CLERK | SUPERVISOR, true},
+    {"test.refuse", cmd_test_refuse, "test:s", OFFICER, false},
+    {"stop.note", cmd_stop_note, "stop:s kind:s", OFFICER, false},
+    {"stop.show", cmd_stop_show, "stop:s", OFFICER | ANALYST | CLERK | SUPERVISOR, true},
+    {"instruments", cmd_instruments, "", OFFICER | ANALYST | SUPERVISOR | ADMIN, true},
     {"status.add", cmd_status_add,
-     "subject:s kind:s start:s end:s reference:s supersedes:s reason:s", CLERK},
+     "subject:s kind:s start:s end:s reference:s supersedes:s reason:s", CLERK, false},
     {"licence.add", cmd_licence_add,
-     "subject:s number:s class:s commercial:b handed_back:b supersedes:s reason:s", CLERK},
-    {"licence.check", cmd_licence_check, "subject:s for:s as_of:s", CLERK},
-    {"decision.confirm", cmd_decision_review, "decision:s reason:s", CLERK},
-    {"decision.override", cmd_decision_review, "decision:s reason:s", CLERK},
-    {"decision.show", cmd_decision_show, "decision:s", CLERK | SUPERVISOR},
-    {"thresholds.reload", cmd_thresholds_reload, "", ADMIN},
-    {"import", cmd_import, "results:l file:s", ADMIN},
-    {"audit.verify", cmd_audit_verify, "", ADMIN},
-    {"audit.head", cmd_audit_head, "", ADMIN | SUPERVISOR},
-    {"backup", cmd_backup, "", ADMIN},
+     "subject:s number:s class:s commercial:b handed_back:b supersedes:s reason:s", CLERK, false},
+    {"licence.check", cmd_licence_check, "subject:s for:s as_of:s", CLERK, false},
+    {"decision.confirm", cmd_decision_review, "decision:s reason:s", CLERK, false},
+    {"decision.override", cmd_decision_review, "decision:s reason:s", CLERK, false},
+    {"decision.show", cmd_decision_show, "decision:s", CLERK | SUPERVISOR, false},
+    {"thresholds.reload", cmd_thresholds_reload, "", ADMIN, false},
+    {"import", cmd_import, "results:l file:s", ADMIN, false},
+    {"audit.verify", cmd_audit_verify, "", ADMIN, false},
+    {"audit.head", cmd_audit_head, "", ADMIN | SUPERVISOR, true},
+    {"backup", cmd_backup, "", ADMIN, false},
 };
 
 /* Returns the type letter of argument `name` in spec, or 0 when it has none. */
@@ -148,14 +150,18 @@ static json_t *forbidden(const struct request *req, const char *cmd, unsigned al
     return req_fail(req, PROTO_FORBIDDEN, "%s needs the role %s; you hold %s", cmd, needed, held);
 }
 
-/* Records the request in the audit log and makes the changes it causes
- * carry the client's uid, roles and command. */
-static void begin_audit(const struct request *req, bool allowed)
+/* Records the request in the audit log, unless it is a routine read that
+ * was allowed, and makes the changes it causes carry the client's uid,
+ * roles and command. */
+static void begin_audit(const struct request *req, bool allowed, bool routine)
 {
     char roles[80];
 
     roles_format(req->client->roles, roles, sizeof(roles));
     audit_set_actor((unsigned)req->client->uid, roles, req->cmd);
+    if (routine && allowed) {
+        return;
+    }
     if (audit_request(req->daemon->db, req->cmd, req->args, !allowed) != 0) {
         log_msg(LOG_ERR, "recording %s of uid %u in the audit log failed: %s", req->cmd,
                 (unsigned)req->client->uid, db_errmsg(req->daemon->db));
@@ -181,7 +187,7 @@ json_t *command_dispatch(struct daemon *daemon, struct client *client, json_int_
         log_msg(LOG_DEBUG, "client pid %d uid %u: %s", (int)client->pid, (unsigned)client->uid,
                 cmd);
         bool allowed = (client->roles & commands[i].roles) != 0;
-        begin_audit(&req, allowed);
+        begin_audit(&req, allowed, commands[i].routine);
         if (!allowed) {
             end_audit(daemon);
             return forbidden(&req, cmd, commands[i].roles);

@@ -125,6 +125,14 @@ START_TEST(audit_records_changes_and_requests)
     ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM audit WHERE tbl = 'tests' AND action ="
                                     " 'update'"),
                      2);
+    /* A routine read of instrument state is not entered; a subject's history is. */
+    char *instruments[] = {"instruments", NULL};
+    char *show[] = {"subject", "show", SUBJECT_A, NULL};
+    free(run_client(&rig, 0, NULL, instruments));
+    free(run_client(&rig, 0, NULL, show));
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM audit WHERE command = 'instruments'"), 0);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM audit WHERE command = 'subject.show'"),
+                     1);
     rig_stop(&rig);
 }
 END_TEST
