@@ -95,6 +95,10 @@ static int copy_database(sqlite3 *source, const char *path, char *err, size_t er
             rc = sqlite3_exec(target, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
         }
     }
+    /* The copy holds full subject IDs: only toxlabd's user may read it. */
+    if (rc == SQLITE_OK && chmod(path, 0600) != 0) {
+        rc = SQLITE_CANTOPEN;
+    }
     if (rc != SQLITE_OK) {
         snprintf(err, err_size, "%s: %s", path,
                  target ? sqlite3_errmsg(target) : sqlite3_errstr(rc));

@@ -111,6 +111,12 @@ static json_t *check_args(const struct request *req, const char *cmd, const char
             return req_fail(req, PROTO_INVALID_ARGUMENT, "argument '%.64s' must be %s", key,
                             arg_type_name(type));
         }
+        if (type == 's' && text_has_control(json_string_value(value))) {
+            return req_fail(req, PROTO_INVALID_ARGUMENT,
+                            "argument '%.64s' contains a control character (a line break, tab or "
+                            "escape); remove it",
+                            key);
+        }
     }
     return NULL;
 }

@@ -255,17 +255,25 @@ static void find_drug_driving_order(const struct evidence *evidence, int as_of,
                                          "compulsory-isolation", NULL};
     json_t *driving = json_array();
     json_t *ordered = json_array();
+    int first_driving = 0;
 
     for (size_t i = 0; i < evidence->result_count; i++) {
         const struct ev_result *result = &evidence->results[i];
         if (result->driving && confirmed_positive(result, as_of)) {
             json_array_append_new(driving,
                                   result_evidence(result, analytes_with(result, "positive", NULL)));
+            if (first_driving == 0 || result->collected < first_driving) {
+                first_driving = result->collected;
+            }
         }
     }
+    /* The order must come on or after the drug driving; an order from
+     * before it belongs to another matter. */
     for (size_t i = 0; i < evidence->status_count; i++) {
-        if (status_counts(&evidence->statuses[i], as_of, orders)) {
-            json_array_append_new(ordered, status_evidence(&evidence->statuses[i]));
+        const struct ev_status *status = &evidence->statuses[i];
+        if (first_driving != 0 && status->start >= first_driving &&
+            status_counts(status, as_of, orders)) {
+            json_array_append_new(ordered, status_evidence(status));
         }
     }
     if (json_array_size(driving) > 0 && json_array_size(ordered) > 0) {

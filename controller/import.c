@@ -6,6 +6,7 @@
 
 #include "controller/db.h"
 #include "controller/db_internal.h"
+#include "controller/thresholds.h"
 #include "controller/timefmt.h"
 #include "protocol/decimal.h"
 
@@ -69,17 +70,60 @@ static const char *member_string(const json_t *obj, const char *key)
     return value && value[0] ? value : NULL;
 }
 
-static bool known_key(const char *key)
+static bool listed_key(const char *key, const char *const *keys)
 {
-    static const char *const keys[] = {"laboratory", "subject",    "specimen", "matrix", "tier",
-                                       "status",     "supersedes", "analytes", "line",   NULL};
-
     for (size_t i = 0; keys[i] != NULL; i++) {
         if (strcmp(keys[i], key) == 0) {
             return true;
         }
     }
     return false;
+}
+
+/* Reports each member of object that keys does not list, and each string
+ * with a control character, so nothing misspelt is lost quietly and no
+ * text can forge lines in a report. */
+static void check_members(const json_t *obj, const char *path, const char *const *keys,
+                          const json_t *row, size_t index, struct import_errors *errors)
+{
+    const char *key;
+    const json_t *value;
+
+    json_object_foreach((json_t *)obj, key, value)
+    {
+        if (!listed_key(key, keys)) {
+            add_error(errors, row, index, "%s%.40s: unknown field", path, key);
+        } else if (json_is_string(value) && text_has_control(json_string_value(value))) {
+            add_error(errors, row, index, "%s%.40s: contains a control character", path, key);
+        }
+    }
+}
+
+static void check_all_members(const json_t *obj, size_t index, struct import_errors *errors)
+{
+    static const char *const top[] = {"laboratory", "subject",    "specimen", "matrix", "tier",
+                                      "status",     "supersedes", "analytes", "line",   NULL};
+    static const char *const laboratory[] = {"name", "report", "reported", NULL};
+    static const char *const specimen[] = {"barcode", "collected_date", "collected", NULL};
+    static const char *const analyte[] = {"analyte", "value", "unit", "line", NULL};
+    const json_t *entry;
+    size_t i;
+
+    check_members(obj, "", top, obj, index, errors);
+    check_members(json_object_get(obj, "laboratory"), "laboratory.", laboratory, obj, index,
+                  errors);
+    check_members(json_object_get(obj, "specimen"), "specimen.", specimen, obj, index, errors);
+    json_array_foreach(json_object_get(obj, "analytes"), i, entry)
+    {
+        char path[32];
+        snprintf(path, sizeof(path), "analytes[%zu].", i);
+        check_members(entry, path, analyte, obj, index, errors);
+    }
+    const json_t *given = json_object_get(obj, "specimen");
+    if (json_object_get(given, "collected") != NULL &&
+        json_object_get(given, "collected_date") != NULL) {
+        add_error(errors, obj, index, "specimen: give collected or collected_date, not both");
+    }
 }
 
 static bool valid_analyte_name(const char *name)
@@ -95,6 +139,16 @@ static bool valid_analyte_name(const char *name)
         }
     }
     return true;
+}
+
+/* Reports whether a unit family (thresholds.c: 1 fluids, 2 hair) fits the
+ * matrix. */
+static bool unit_fits_matrix(const char *matrix, int family)
+{
+    if (matrix == NULL) {
+        return true; /* The missing matrix is reported on its own. */
+    }
+    return strcmp(matrix, "hair") == 0 ? family == 2 : family == 1;
 }
 
 /* Reads "value": decimal text, with "<" or ">" for a value at the end of
@@ -149,8 +203,19 @@ static void check_analytes(const json_t *obj, size_t index, struct import_row *r
             add_error(errors, where, index,
                       "analytes[%zu].unit: missing or unknown (use ng/mL, ug/L, ng/mg or pg/mg)",
                       i);
+        } else if (!unit_fits_matrix(row->matrix, family)) {
+            add_error(errors, where, index,
+                      "analytes[%zu].unit: %.16s does not fit %.16s (hair takes ng/mg or pg/mg; "
+                      "fluids take ng/mL or ug/L)",
+                      i, unit, row->matrix ? row->matrix : "the matrix");
         } else {
             snprintf(analyte->unit, sizeof(analyte->unit), "%s", unit);
+        }
+        for (size_t j = 0; name != NULL && j < i; j++) {
+            if (strcmp(row->analytes[j].analyte, name) == 0) {
+                add_error(errors, where, index, "analytes[%zu].analyte: %.31s is listed twice", i,
+                          name);
+            }
         }
     }
     row->count = json_array_size(list);
@@ -189,6 +254,8 @@ static void check_laboratory(const json_t *obj, size_t index, struct import_row 
     }
     if (row->reported == NULL || time_parse_date(row->reported) == 0) {
         add_error(errors, obj, index, "laboratory.reported: missing or not a date YYYY-MM-DD");
+    } else if (time_parse_date(row->reported) > req_today()) {
+        add_error(errors, obj, index, "laboratory.reported: %.10s is in the future", row->reported);
     }
 }
 
@@ -196,17 +263,10 @@ static void check_fields(const json_t *obj, size_t index, struct import_row *row
                          struct import_errors *errors, int today)
 {
     static const char *const matrices[] = {"blood", "hair", "urine", "oral-fluid", NULL};
-    const char *key;
-    const json_t *value;
     const char *tier = member_string(obj, "tier");
     bool matrix_ok = false;
 
-    json_object_foreach((json_t *)obj, key, value)
-    {
-        if (!known_key(key)) {
-            add_error(errors, obj, index, "%.40s: unknown field", key);
-        }
-    }
+    check_all_members(obj, index, errors);
     check_laboratory(obj, index, row, errors);
     row->matrix = member_string(obj, "matrix");
     for (size_t i = 0; row->matrix != NULL && matrices[i] != NULL; i++) {
@@ -261,6 +321,17 @@ static void link_subject(sqlite3 *db, const json_t *obj, size_t index, struct im
             add_error(errors, obj, index, "subject: specimen %s belongs to another subject",
                       row->barcode);
             return;
+        }
+        if (row->matrix != NULL && strcmp(row->matrix, specimen.matrix) != 0) {
+            add_error(errors, obj, index, "matrix: specimen %.63s is %s, not %s", row->barcode,
+                      specimen.matrix, row->matrix);
+        }
+        if (row->collected != 0 && row->collected != specimen.collected_date) {
+            char registered[11];
+            time_format_date(specimen.collected_date, registered);
+            add_error(errors, obj, index,
+                      "specimen.collected_date: specimen %.63s was collected on %s", row->barcode,
+                      registered);
         }
         snprintf(row->specimen_id, sizeof(row->specimen_id), "%s", specimen.id);
         snprintf(row->subject_id, sizeof(row->subject_id), "%s", specimen.subject_id);
@@ -366,20 +437,49 @@ static void check_supersedes(sqlite3 *db, const json_t *obj, size_t index,
     if (row->supersedes == NULL || row->subject_id[0] == '\0') {
         return;
     }
-    stmt = db_prepare(db, "SELECT id FROM results WHERE id = ?1 AND subject_id = ?2");
+    /* Only an imported result of the same laboratory and matrix that no
+     * correction replaced yet can be corrected by an import. */
+    stmt = db_prepare(db, "SELECT id FROM results r WHERE id = ?1 AND subject_id = ?2"
+                          " AND laboratory = ?3 AND matrix = ?4 AND NOT EXISTS"
+                          " (SELECT 1 FROM results later WHERE later.supersedes = r.id)");
     if (stmt == NULL) {
         return;
     }
-    const char *args[] = {row->supersedes, row->subject_id};
-    db_bind_texts(stmt, 2, args);
+    const char *args[] = {row->supersedes, row->subject_id, row->laboratory, row->matrix};
+    db_bind_texts(stmt, 4, args);
     found[0] = '\0';
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         db_copy_column(stmt, 0, found, sizeof(found));
     }
     sqlite3_finalize(stmt);
     if (found[0] == '\0') {
-        add_error(errors, obj, index, "supersedes: %.64s is not a result of this subject",
+        add_error(errors, obj, index,
+                  "supersedes: %.64s is not a current result of this subject imported from the "
+                  "same laboratory and matrix (it does not exist, or a correction already "
+                  "replaced it)",
                   row->supersedes);
+    }
+}
+
+/* Rejects a report that appears twice in one import (as two results). */
+static void check_repeated_reports(const json_t *list, const struct import_row *rows, size_t count,
+                                   struct import_errors *errors)
+{
+    for (size_t i = 0; i < count; i++) {
+        for (size_t j = 0; j < i; j++) {
+            const struct import_row *a = &rows[i];
+            const struct import_row *b = &rows[j];
+            if (a->supersedes == NULL && b->supersedes == NULL && a->laboratory && b->laboratory &&
+                a->report && b->report && a->matrix && b->matrix &&
+                strcmp(a->laboratory, b->laboratory) == 0 && strcmp(a->report, b->report) == 0 &&
+                strcmp(a->matrix, b->matrix) == 0) {
+                add_error(errors, json_array_get(list, i), i,
+                          "laboratory.report: %.64s %.64s (%s) appears twice in this import; "
+                          "one report of one matrix is one result",
+                          a->laboratory, a->report, a->matrix);
+                break;
+            }
+        }
     }
 }
 
@@ -458,6 +558,7 @@ json_t *cmd_import(const struct request *req)
         check_supersedes(req->daemon->db, obj, i, &rows[i], &errors);
         check_duplicate(req->daemon->db, obj, i, &rows[i], &errors);
     }
+    check_repeated_reports(list, rows, count, &errors);
     if (errors.count > 0) {
         free(rows);
         return import_failed(req, &errors);

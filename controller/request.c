@@ -76,3 +76,13 @@ json_t *req_find_subject(const struct request *req, struct subject_id *subject,
     }
     return NULL;
 }
+
+bool text_has_control(const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            return true;
+        }
+    }
+    return false;
+}

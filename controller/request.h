@@ -37,6 +37,10 @@ const char *req_string(const struct request *req, const char *name);
 json_t *req_find_subject(const struct request *req, struct subject_id *subject,
                          char id[RECORD_ID_SIZE], bool registered);
 
+/* Reports whether text has a control character (below 0x20, or 0x7f), which
+ * could forge lines or hide text in a report. */
+bool text_has_control(const char *text);
+
 /* Returns today's date (YYYYMMDD) in the configured zone. */
 int req_today(void);
 

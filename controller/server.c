@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #define LISTEN_BACKLOG 16
-#define PEER_MAX_GROUPS 256
+#define PEER_GROUPS_FIRST_TRY 64
 
 /* Creates the socket's folder with mode 0711 when it does not exist. */
 static int make_socket_folder(const char *path, char *err, size_t err_size)
@@ -301,20 +301,31 @@ static void send_hello(struct daemon *daemon, struct client *client)
  * (Linux 4.13 and later). */
 static unsigned peer_roles(const struct daemon *daemon, int fd, const struct ucred *peer)
 {
-    gid_t groups[PEER_MAX_GROUPS + 1];
-    socklen_t len = sizeof(gid_t) * PEER_MAX_GROUPS;
+    socklen_t len = sizeof(gid_t) * PEER_GROUPS_FIRST_TRY;
+    gid_t *groups = malloc(len + sizeof(gid_t));
     size_t count = 0;
+    int rc = groups ? getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups + 1, &len) : -1;
 
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups + 1, &len) == 0) {
+    /* ERANGE reports the size needed; a peer may be in up to NGROUPS_MAX groups. */
+    if (rc != 0 && groups != NULL && errno == ERANGE) {
+        gid_t *bigger = realloc(groups, len + sizeof(gid_t));
+        groups = bigger ? bigger : groups;
+        rc = bigger ? getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups + 1, &len) : -1;
+    }
+    if (rc == 0) {
         count = len / sizeof(gid_t);
     } else {
         log_msg(LOG_WARNING,
-                "reading the groups of client pid %d failed: %s; only its primary "
-                "group counts",
+                "reading the groups of client pid %d failed: %s; only its primary group counts",
                 (int)peer->pid, strerror(errno));
     }
+    if (groups == NULL) {
+        return roles_of_peer(&daemon->roles, peer->uid, &peer->gid, 1);
+    }
     groups[0] = peer->gid;
-    return roles_of_peer(&daemon->roles, peer->uid, groups, count + 1);
+    unsigned roles = roles_of_peer(&daemon->roles, peer->uid, groups, count + 1);
+    free(groups);
+    return roles;
 }
 
 /* Answers a peer that holds no role with an error in place of the hello. */

@@ -141,6 +141,11 @@ void time_format_date(int yyyymmdd, char out[11])
 {
     unsigned date = (unsigned)yyyymmdd;
 
+    /* A year past 9999 (a period counted from a date near the end of the
+     * range) cannot be written in 10 characters, so it shows as 9999-12-31. */
+    if (date > 99991231) {
+        date = 99991231;
+    }
     snprintf(out, 11, "%04u-%02u-%02u", date / 10000 % 10000, date / 100 % 100, date % 100);
 }
 

@@ -1587,7 +1587,8 @@ static const struct command commands[] = {
         .synopsis = "ID...",
         .summary = "Check subject IDs offline, without toxlabd: each ID is [type:]number\n"
                    "(resident by default). Prints each ID normalised, or the check it\n"
-                   "failed. Exit status 1 when any ID is invalid.",
+                   "failed. Exit status 1 when any ID is invalid. Today's date, for the\n"
+                   "birth-date check, is taken in $TZ, by default Asia/Shanghai.",
         .parse = parse_id_check,
         .run_offline = run_id_check,
     },

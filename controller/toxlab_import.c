@@ -33,6 +33,10 @@ static void on_field(void *data, size_t len, void *user)
 {
     struct csv_reader *reader = user;
 
+    if (data != NULL && memchr(data, '\0', len) != NULL && reader->error[0] == '\0') {
+        snprintf(reader->error, sizeof(reader->error), "%s: record %d: field %zu has a NUL byte",
+                 reader->path, reader->record + 1, reader->field_count + 1);
+    }
     if (reader->field_count <= CSV_COLUMN_COUNT) {
         reader->fields[reader->field_count] = strndup(data ? data : "", len);
     }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const struct cli_option status_add_options[] = {
     {"subject", "subject", 0, 1},     {"kind", "kind", 0, 1},
@@ -81,10 +82,15 @@ int parse_id_check(const struct command *command, int argc, char **argv, struct 
 int run_id_check(const struct command *command, const struct options *options,
                  struct request *request)
 {
-    int today = time_local_date(time_realtime_ms());
     int status = STATUS_OK;
     size_t i;
     json_t *text;
+
+    /* A birth date "in the future" is judged in the zone toxlabd uses by
+     * default, unless TZ names another. */
+    setenv("TZ", DEFAULT_TIMEZONE, 0);
+    tzset();
+    int today = time_local_date(time_realtime_ms());
 
     (void)command;
     json_array_foreach(json_object_get(request->args, "ids"), i, text)

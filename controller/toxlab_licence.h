@@ -30,4 +30,7 @@ void print_reloaded_response(const json_t *response);
 /* The default rules file of "licence evaluate", the one toxlabd installs. */
 #define DEFAULT_RULES_PATH "/etc/toxlab/rules.tsv"
 
+/* The zone of daemon.timezone's default, for the offline checks. */
+#define DEFAULT_TIMEZONE "Asia/Shanghai"
+
 #endif

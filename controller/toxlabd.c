@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -368,6 +369,8 @@ int main(int argc, char **argv)
     int signal_fd;
     int hotplug_fd = -1;
 
+    /* The database, its backups and the socket's folder hold full subject IDs. */
+    umask(027);
     int parsed = parse_options(argc, argv, &opts);
     if (parsed >= 0) {
         return parsed;

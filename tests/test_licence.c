@@ -287,6 +287,146 @@ START_TEST(import_json_correction_lifts)
 }
 END_TEST
 
+/* Each kind of bad import is rejected with the field named, and nothing
+ * is stored. */
+START_TEST(import_rejects_bad_links)
+{
+    static const struct {
+        const char *file;
+        const char *text;
+        const char *reason;
+    } cases[] = {
+        {"ctl.json",
+         "{\"laboratory\":{\"name\":\"Lab B\",\"report\":\"R-9\",\"reported\":"
+         "\"2026-03-05\"},\"subject\":\"" SUBJECT_A "\",\"specimen\":{\"barcode\":"
+         "\"B1\\ndecision: none\",\"collected_date\":\"2026-03-02\"},\"matrix\":\"blood\","
+         "\"analytes\":[{\"analyte\":\"ketamine\",\"value\":\"35\",\"unit\":\"ng/mL\"}]}",
+         "specimen.barcode: contains a control character"},
+        {"nested.json",
+         "{\"laboratory\":{\"name\":\"Lab B\",\"report\":\"R-9\",\"reported\":"
+         "\"2026-03-05\",\"accredited\":false},\"subject\":\"" SUBJECT_A "\",\"specimen\":"
+         "{\"collected_date\":\"2026-03-02\"},\"matrix\":\"blood\",\"analytes\":"
+         "[{\"analyte\":\"ketamine\",\"value\":\"35\",\"unit\":\"ng/mL\",\"outcome\":"
+         "\"negative\"}]}",
+         "laboratory.accredited: unknown field"},
+        {"unit.csv",
+         "laboratory,report,barcode,subject,matrix,analyte,value,unit,collected,reported\n"
+         "Lab U,U-1,," SUBJECT_A ",blood,ketamine,35,ng/mg,2026-03-02,2026-03-05\n",
+         "record 2: analytes[0].unit: ng/mg does not fit blood"},
+        {"twice.csv",
+         "laboratory,report,barcode,subject,matrix,analyte,value,unit,collected,reported\n"
+         "Lab B,R-4,BL-5," SUBJECT_A ",blood,ketamine,35,ng/mL,2026-03-02,2026-03-05\n"
+         "Lab B,R-4,BL-5," SUBJECT_A ",blood,ketamine,5,ng/mL,2026-03-02,2026-03-05\n",
+         "record 3: analytes[1].analyte: ketamine is listed twice"},
+        {"report.csv",
+         "laboratory,report,barcode,subject,matrix,analyte,value,unit,collected,reported\n"
+         "Lab B,R-2,BL-6," SUBJECT_A ",blood,ketamine,35,ng/mL,2026-03-02,2026-03-05\n"
+         "Lab B,R-2,BL-7," SUBJECT_A ",blood,ketamine,5,ng/mL,2026-03-02,2026-03-05\n",
+         "appears twice in this import"},
+        {"future.csv",
+         "laboratory,report,barcode,subject,matrix,analyte,value,unit,collected,reported\n"
+         "Lab B,R-3,," SUBJECT_A ",blood,ketamine,35,ng/mL,2026-03-02,2099-10-12\n",
+         "laboratory.reported: 2099-10-12 is in the future"},
+        {"specimen.csv",
+         "laboratory,report,barcode,subject,matrix,analyte,value,unit,collected,reported\n"
+         "Lab H,H-1,OF-A1,,hair,methamphetamine,250,pg/mg,2026-03-02,2026-03-05\n",
+         "matrix: specimen OF-A1 is oral-fluid, not hair"},
+        {"date.csv",
+         "laboratory,report,barcode,subject,matrix,analyte,value,unit,collected,reported\n"
+         "Lab H,H-2,OF-A1,,oral-fluid,methamphetamine,250,ng/mL,2026-03-02,2026-03-05\n",
+         "specimen OF-A1 was collected on"},
+    };
+    struct rig rig;
+    char *err;
+
+    rig_start(&rig, fast_phases, NULL);
+    register_subject(&rig, SUBJECT_A, "OF-A1");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        harness_write_file(rig_file(&rig, cases[i].file), cases[i].text);
+        free(expect_client(&rig, 1, &err, "import", rig_file(&rig, cases[i].file), NULL));
+        ck_assert_msg(strstr(err, cases[i].reason) != NULL, "%s: '%s' lacks '%s'", cases[i].file,
+                      err, cases[i].reason);
+        free(err);
+    }
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 0);
+
+    /* A NUL byte in a CSV field is refused by the client before toxlabd. */
+    FILE *nul = fopen(rig_file(&rig, "nul.csv"), "wb");
+    ck_assert_ptr_nonnull(nul);
+    static const char nul_csv[] =
+        "laboratory,report,barcode,subject,matrix,analyte,value,unit,collected,reported\n"
+        "Lab B,NUL-1\0X,," SUBJECT_A ",blood,ketamine,35,ng/mL,2026-03-02,2026-03-05\n";
+    ck_assert_uint_eq(fwrite(nul_csv, 1, sizeof(nul_csv) - 1, nul), sizeof(nul_csv) - 1);
+    fclose(nul);
+    free(expect_client(&rig, 1, &err, "import", rig_file(&rig, "nul.csv"), NULL));
+    assert_contains(err, "record 2: field 2 has a NUL byte");
+    free(err);
+
+    /* A correction names an imported result of the same laboratory, once. */
+    char *out = expect_client(&rig, 0, NULL, "--json", "test", "start", "--subject", SUBJECT_A,
+                              "--instrument", "saliva-1", NULL);
+    free(out);
+    char screen[64];
+    db_text(&rig, "SELECT id FROM results WHERE test_id IS NOT NULL", screen, sizeof(screen));
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "{\"laboratory\":{\"name\":\"Lab X\",\"report\":\"X-1\",\"reported\":"
+             "\"2026-03-05\"},\"subject\":\"" SUBJECT_A "\",\"specimen\":{\"collected_date\":"
+             "\"2026-03-02\"},\"matrix\":\"oral-fluid\",\"status\":\"correction\","
+             "\"supersedes\":\"%s\",\"analytes\":[{\"analyte\":\"thc\",\"value\":\"0\","
+             "\"unit\":\"ng/mL\"}]}",
+             screen);
+    harness_write_file(rig_file(&rig, "fix.json"), text);
+    free(expect_client(&rig, 1, &err, "import", rig_file(&rig, "fix.json"), NULL));
+    assert_contains(err, "supersedes: ");
+    assert_contains(err, "imported from the same laboratory and matrix");
+    free(err);
+    ck_assert_int_eq(db_count(&rig, "SELECT count(*) FROM results"), 1);
+
+    /* A status reference with a line break could forge a report line. */
+    free(expect_client(&rig, 1, &err, "status", "add", "--subject", SUBJECT_A, "--kind",
+                       "revoked-serious-crash", "--start", "2020-01-01", "--reference",
+                       "JX-1\ndecision: none", NULL));
+    assert_contains(err, "argument 'reference' contains a control character");
+    free(err);
+    rig_stop(&rig);
+}
+END_TEST
+
+START_TEST(correction_only_once)
+{
+    struct rig rig;
+    char original[64];
+    char text[2048];
+    char *err;
+
+    rig_start(&rig, fast_phases, NULL);
+    harness_write_file(rig_file(&rig, "blood.csv"), blood_csv);
+    free(expect_client(&rig, 0, NULL, "import", rig_file(&rig, "blood.csv"), NULL));
+    db_text(&rig, "SELECT id FROM results", original, sizeof(original));
+    for (int attempt = 0; attempt < 2; attempt++) {
+        snprintf(text, sizeof(text),
+                 "{\"laboratory\":{\"name\":\"Forensic Lab B\",\"report\":\"FL-0412\","
+                 "\"reported\":\"2026-03-06\"},\"subject\":\"" SUBJECT_A "\","
+                 "\"specimen\":{\"barcode\":\"BL-0001\",\"collected_date\":\"2026-03-02\"},"
+                 "\"matrix\":\"blood\",\"status\":\"correction\",\"supersedes\":\"%s\","
+                 "\"analytes\":[{\"analyte\":\"ketamine\",\"value\":\"%s\",\"unit\":"
+                 "\"ng/mL\"}]}",
+                 original, attempt == 0 ? "5" : "50");
+        harness_write_file(rig_file(&rig, "fix.json"), text);
+        free(expect_client(&rig, attempt, attempt ? &err : NULL, "import",
+                           rig_file(&rig, "fix.json"), NULL));
+    }
+    assert_contains(err, "a correction already replaced it");
+    free(err);
+    char *out = expect_client(&rig, 0, NULL, "licence", "check", SUBJECT_A, "--for", "application",
+                              "--as-of", "2026-04-01", NULL);
+    assert_contains(out, "decision: none");
+    free(out);
+    rig_stop(&rig);
+}
+END_TEST
+
 START_TEST(screen_flag_until_confirmed)
 {
     struct rig rig;
@@ -614,6 +754,8 @@ static Suite *licence_suite(void)
     tcase_add_test(clerk, import_csv_refuses_application);
     tcase_add_test(clerk, import_json_correction_lifts);
     tcase_add_test(clerk, screen_flag_until_confirmed);
+    tcase_add_test(clerk, import_rejects_bad_links);
+    tcase_add_test(clerk, correction_only_once);
     tcase_add_test(clerk, evaluate_matches_daemon);
     tcase_add_test(clerk, reload_rejects_bad_rules);
     tcase_add_test(roles, role_table_with_controls);
