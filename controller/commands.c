@@ -3,6 +3,8 @@
  * them in full. */
 #include "controller/commands.h"
 
+#include "controller/hair.h"
+
 #include "controller/roles.h"
 
 #include <stdbool.h>
@@ -29,8 +31,13 @@ static const struct {
 } commands[] = {
     {"subject.add", cmd_subject_add, "subject:s", OFFICER | CLERK},
     {"subject.show", cmd_subject_show, "subject:s", OFFICER | ANALYST | CLERK | SUPERVISOR},
-    {"specimen.add", cmd_specimen_add, "subject:s barcode:s matrix:s stop:s collected:s",
+    {"specimen.add", cmd_specimen_add,
+     "subject:s barcode:s matrix:s stop:s collected:s segment_length:s segment_position:s",
      OFFICER | ANALYST},
+    {"specimen.show", cmd_specimen_show, "barcode:s", OFFICER | ANALYST | CLERK | SUPERVISOR},
+    {"result.unlinked", cmd_result_unlinked, "", ANALYST},
+    {"result.link", cmd_result_link, "result:s barcode:s reason:s", ANALYST},
+    {"result.release", cmd_result_release, "result:s", ANALYST},
     {"test.start", cmd_test_start, "subject:s instruments:a specimen:s driving:b watch:b", OFFICER},
     {"test.watch", cmd_test_watch, "test:s", OFFICER | ANALYST | SUPERVISOR},
     {"test.abort", cmd_test_abort, "test:s", OFFICER},

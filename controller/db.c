@@ -1,5 +1,6 @@
 #include "controller/db.h"
 
+#include "controller/db_hair.h"
 #include "controller/db_internal.h"
 #include "controller/db_licence.h"
 #include "controller/engine.h"
@@ -221,7 +222,8 @@ int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size
     sqlite3_extended_result_codes(*db, 1);
     if (db_exec_sql(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                          " PRAGMA foreign_keys=ON;") != 0 ||
-        db_exec_sql(*db, schema) != 0 || add_append_only_triggers(*db) != 0) {
+        db_exec_sql(*db, schema) != 0 || add_append_only_triggers(*db) != 0 ||
+        db_hair_schema(*db) != 0) {
         snprintf(err, err_size, "%s: cannot set up the database: %s", path, sqlite3_errmsg(*db));
         sqlite3_close(*db);
         *db = NULL;

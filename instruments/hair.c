@@ -1,0 +1,473 @@
+/* The hair analyzer: ASTM E1381 frames and E1394 records on a termios port
+ * (docs/hair-astm.md). The driver only reads the wire: it turns each
+ * uploaded message into a driver_upload and leaves linking, mapping and
+ * storage to the daemon. */
+#include "instruments/driver.h"
+#include "instruments/serial_port.h"
+#include "protocol/astm_link.h"
+#include "protocol/astm_record.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct hair_state {
+    const struct instrument_config *config;
+    int fd;
+    struct astm_link link;
+    struct astm_assembler assembler;
+    struct astm_delimiters delimiters;
+    struct astm_record record;
+    struct driver_upload message; /* the message being received */
+    bool has_order;               /* an O record arrived in it */
+    bool has_query;
+    uint32_t next_number;
+    uint32_t held_number; /* the message whose final ACK is held, 0 for none */
+    uint8_t input[4096];
+    size_t input_len;
+    size_t input_pos;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static void link_config(const struct instrument_config *config, struct astm_config *astm)
+{
+    astm_config_defaults(astm, ASTM_ROLE_HOST);
+    astm->reply_timeout_ms = config->astm_reply_timeout_ms;
+    astm->frame_timeout_ms = config->astm_frame_timeout_ms;
+    astm->busy_retry_ms = config->astm_busy_retry_ms;
+    astm->contention_retry_ms = config->astm_contention_retry_ms;
+    astm->interrupt_retry_ms = config->astm_interrupt_retry_ms;
+    astm->send_frame_text = (size_t)config->astm_send_frame_text;
+    astm->max_frame_text = (size_t)config->astm_max_frame_text;
+    astm->hold_final_ack = true;
+}
+
+static void reset_message(struct hair_state *s)
+{
+    memset(&s->message, 0, sizeof(s->message));
+    s->has_order = false;
+    s->has_query = false;
+    astm_delimiters_default(&s->delimiters);
+}
+
+static int hair_open(const struct instrument_config *config, void **state, char *err, size_t size)
+{
+    struct hair_state *s = calloc(1, sizeof(*s));
+    struct astm_config astm;
+
+    if (s == NULL) {
+        snprintf(err, size, "out of memory");
+        return DRIVER_IO;
+    }
+    /* ASTM analyzers default to 9600 baud 8N1, not the Modbus 19200 8E1. */
+    int baud = config->framing_set ? config->baud : 9600;
+    char parity = config->framing_set ? config->parity : 'N';
+    s->fd = serial_port_open(config->device, baud, parity, config->data_bits, config->stop_bits,
+                             err, size);
+    if (s->fd < 0) {
+        int status = s->fd;
+        free(s);
+        return status;
+    }
+    s->config = config;
+    link_config(config, &astm);
+    if (astm_link_init(&s->link, &astm) != 0) {
+        close(s->fd);
+        free(s);
+        snprintf(err, size, "out of memory");
+        return DRIVER_IO;
+    }
+    astm_assembler_init(&s->assembler);
+    astm_record_init(&s->record);
+    reset_message(s);
+    *state = s;
+    return DRIVER_OK;
+}
+
+static void hair_close(void *state)
+{
+    struct hair_state *s = state;
+
+    astm_link_free(&s->link);
+    astm_assembler_free(&s->assembler);
+    astm_record_free(&s->record);
+    close(s->fd);
+    free(s);
+}
+
+/* ASTM gives no identity request: the analyzer is known by its configured
+ * ID until its records name it (R.14). */
+static int hair_identify(void *state, struct driver_identity *identity, char *err, size_t size)
+{
+    struct hair_state *s = state;
+
+    (void)err;
+    (void)size;
+    memset(identity, 0, sizeof(*identity));
+    snprintf(identity->model, sizeof(identity->model), "hair (ASTM)");
+    snprintf(identity->serial, sizeof(identity->serial), "%.31s", s->config->id);
+    return DRIVER_OK;
+}
+
+static void copy_component(const struct astm_record *record, unsigned field, unsigned component,
+                           char *out, size_t size)
+{
+    size_t len = 0;
+    const char *text = astm_record_get(record, field, 1, component, &len);
+
+    if (text == NULL) {
+        out[0] = '\0';
+        return;
+    }
+    snprintf(out, size, "%.*s", (int)(len < size ? len : size - 1), text);
+    driver_clean_text(out);
+}
+
+static void take_result_record(struct hair_state *s)
+{
+    struct driver_upload *m = &s->message;
+    char status[4];
+
+    if (m->count == DRIVER_MAX_UPLOAD_ROWS) {
+        m->skipped++;
+        return;
+    }
+    struct driver_upload_row *row = &m->rows[m->count++];
+    copy_component(&s->record, 3, 4, row->code, sizeof(row->code));
+    copy_component(&s->record, 4, 1, row->value, sizeof(row->value));
+    copy_component(&s->record, 5, 1, row->unit, sizeof(row->unit));
+    copy_component(&s->record, 9, 1, status, sizeof(status));
+    copy_component(&s->record, 13, 1, row->completed, sizeof(row->completed));
+    copy_component(&s->record, 14, 1, row->instrument, sizeof(row->instrument));
+    row->status = status[0];
+}
+
+static void take_record(struct hair_state *s, const char *text, size_t len)
+{
+    if (len > 0 && text[0] == 'H') {
+        reset_message(s);
+        if (astm_delimiters_from_header(text, len, &s->delimiters) != 0) {
+            astm_delimiters_default(&s->delimiters);
+        }
+    }
+    if (astm_record_parse(text, len, &s->delimiters, &s->record) != 0) {
+        return;
+    }
+    switch (astm_record_type(&s->record)) {
+    case 'P':
+        copy_component(&s->record, 3, 1, s->message.subject_ref, sizeof(s->message.subject_ref));
+        break;
+    case 'O':
+        /* TODO: a message with several O records is stored under the last one. */
+        copy_component(&s->record, 3, 1, s->message.specimen, sizeof(s->message.specimen));
+        s->has_order = true;
+        break;
+    case 'R':
+        take_result_record(s);
+        break;
+    case 'Q':
+        copy_component(&s->record, 3, 2, s->message.specimen, sizeof(s->message.specimen));
+        if (s->message.specimen[0] == '\0') {
+            copy_component(&s->record, 3, 1, s->message.specimen, sizeof(s->message.specimen));
+        }
+        s->has_query = true;
+        break;
+    default:
+        break;
+    }
+}
+
+static int write_out(struct hair_state *s, const struct astm_event *event, char *err, size_t size)
+{
+    if (event->out_len == 0) {
+        return DRIVER_OK;
+    }
+    return serial_port_write(s->fd, event->out, event->out_len,
+                             now_ms() + s->config->astm_reply_timeout_ms, err, size);
+}
+
+static void note(struct driver_upload *upload, const char *text, int number)
+{
+    upload->kind = UPLOAD_NOTE;
+    if (number >= 0) {
+        snprintf(upload->note, sizeof(upload->note), "%s (frame number %d)", text, number);
+    } else {
+        snprintf(upload->note, sizeof(upload->note), "%s", text);
+    }
+}
+
+/* A frame ending with ETX completed a message: results wait for release,
+ * anything else is acknowledged at once. */
+static int finish_message(struct hair_state *s, struct driver_upload *upload, char *err,
+                          size_t size)
+{
+    struct astm_event release;
+
+    if (s->has_order && !s->has_query) {
+        s->held_number = ++s->next_number;
+        *upload = s->message;
+        upload->kind = UPLOAD_RESULTS;
+        upload->number = s->held_number;
+        reset_message(s);
+        return DRIVER_OK;
+    }
+    astm_link_release(&s->link, now_ms(), &release);
+    int status = write_out(s, &release, err, size);
+    if (s->has_query) {
+        *upload = s->message;
+        upload->kind = UPLOAD_QUERY;
+    } else {
+        note(upload, "a message without O or Q record was acknowledged and ignored", -1);
+    }
+    reset_message(s);
+    return status;
+}
+
+static int take_frame(struct hair_state *s, const struct astm_event *event,
+                      struct driver_upload *upload, char *err, size_t size)
+{
+    const char *record;
+    size_t len;
+
+    if (astm_assembler_add(&s->assembler, event->text, event->text_len, event->final) == -E2BIG) {
+        note(upload, "a record over the size limit was dropped", event->frame_number);
+    }
+    while (astm_assembler_next(&s->assembler, &record, &len) == 1) {
+        take_record(s, record, len);
+    }
+    if (!event->final) {
+        return DRIVER_OK;
+    }
+    return finish_message(s, upload, err, size);
+}
+
+/* Acts on one link event: writes its bytes and fills upload when the event
+ * completes a message or deserves a log line. */
+static int handle_event(struct hair_state *s, const struct astm_event *event,
+                        struct driver_upload *upload, char *err, size_t size)
+{
+    int status = write_out(s, event, err, size);
+    char text[160];
+
+    if (status != DRIVER_OK) {
+        return status;
+    }
+    switch (event->kind) {
+    case ASTM_EV_FRAME:
+        return take_frame(s, event, upload, err, size);
+    case ASTM_EV_BAD_FRAME:
+        snprintf(text, sizeof(text), "frame rejected with NAK: %s", astm_error_name(event->error));
+        note(upload, text, event->frame_number);
+        break;
+    case ASTM_EV_RX_TIMEOUT:
+    case ASTM_EV_PEER_ENDED:
+        if (s->assembler.len > s->assembler.start || s->message.count > 0 || s->has_order) {
+            snprintf(text, sizeof(text), "link session ended (%s) in the middle of a message, "
+                     "which was dropped", astm_event_name(event->kind));
+            note(upload, text, -1);
+        }
+        astm_assembler_reset(&s->assembler);
+        reset_message(s);
+        s->held_number = 0;
+        break;
+    case ASTM_EV_CONTENTION:
+    case ASTM_EV_INTERRUPTED:
+    case ASTM_EV_BUSY:
+        snprintf(text, sizeof(text), "sending to the analyzer: %s", astm_event_name(event->kind));
+        note(upload, text, -1);
+        break;
+    case ASTM_EV_DELIVERED:
+        note(upload, "message delivered to the analyzer", -1);
+        break;
+    case ASTM_EV_SEND_FAILED:
+        snprintf(text, sizeof(text), "sending to the analyzer failed: %s",
+                 astm_error_name(event->error));
+        note(upload, text, -1);
+        break;
+    default:
+        break;
+    }
+    return DRIVER_OK;
+}
+
+/* Feeds the bytes read so far to the link. Returns early when an event
+ * filled upload. */
+static int feed_input(struct hair_state *s, struct driver_upload *upload, char *err, size_t size)
+{
+    while (s->input_pos < s->input_len && upload->kind == UPLOAD_NONE) {
+        struct astm_event event;
+        size_t used = astm_link_input(&s->link, s->input + s->input_pos,
+                                      s->input_len - s->input_pos, now_ms(), &event);
+        s->input_pos += used;
+        int status = handle_event(s, &event, upload, err, size);
+        if (status != DRIVER_OK) {
+            return status;
+        }
+    }
+    return DRIVER_OK;
+}
+
+static int read_port(struct hair_state *s, char *err, size_t size)
+{
+    ssize_t got = read(s->fd, s->input, sizeof(s->input));
+
+    if (got > 0) {
+        s->input_len = (size_t)got;
+        s->input_pos = 0;
+        return DRIVER_OK;
+    }
+    if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return DRIVER_OK;
+    }
+    snprintf(err, size, "reading %s failed: %s", s->config->device,
+             got == 0 ? "end of file" : strerror(errno));
+    return DRIVER_IO;
+}
+
+/* Waits on the port and wake_fd until until_ms or the link's next timer.
+ * Sets *woken when wake_fd became readable. */
+static int wait_port(struct hair_state *s, int wake_fd, int64_t until_ms, bool *woken, char *err,
+                     size_t size)
+{
+    int64_t deadline = astm_link_deadline(&s->link);
+    int64_t now = now_ms();
+
+    if (deadline == ASTM_NO_DEADLINE || deadline > until_ms) {
+        deadline = until_ms;
+    }
+    struct pollfd fds[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = wake_fd, .events = POLLIN}};
+    int timeout = deadline > now ? (int)(deadline - now) : 0;
+    if (poll(fds, 2, timeout) < 0 && errno != EINTR) {
+        snprintf(err, size, "poll on %s failed: %s", s->config->device, strerror(errno));
+        return DRIVER_IO;
+    }
+    *woken = (fds[1].revents & POLLIN) != 0;
+    if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+        snprintf(err, size, "%s hung up", s->config->device);
+        return DRIVER_IO;
+    }
+    if (fds[0].revents & POLLIN) {
+        return read_port(s, err, size);
+    }
+    return DRIVER_OK;
+}
+
+static int hair_receive(void *state, int wake_fd, int wait_ms, struct driver_upload *upload,
+                        char *err, size_t size)
+{
+    struct hair_state *s = state;
+    int64_t until = now_ms() + wait_ms;
+
+    upload->kind = UPLOAD_NONE;
+    while (true) {
+        int status = feed_input(s, upload, err, size);
+        if (status != DRIVER_OK || upload->kind != UPLOAD_NONE) {
+            return status;
+        }
+        struct astm_event event;
+        astm_link_poll(&s->link, now_ms(), &event);
+        status = handle_event(s, &event, upload, err, size);
+        if (status != DRIVER_OK || upload->kind != UPLOAD_NONE) {
+            return status;
+        }
+        bool woken = false;
+        status = wait_port(s, wake_fd, until, &woken, err, size);
+        if (status != DRIVER_OK || woken || (now_ms() >= until && s->input_pos >= s->input_len)) {
+            return status;
+        }
+    }
+}
+
+static int hair_release(void *state, uint32_t number, char *err, size_t size)
+{
+    struct hair_state *s = state;
+    struct astm_event event;
+
+    if (s->held_number != number || s->link.state != ASTM_RX_HELD) {
+        snprintf(err, size,
+                 "message %u is no longer held (the analyzer ended the link session); it will "
+                 "send the message again",
+                 number);
+        return DRIVER_TIMEOUT;
+    }
+    s->held_number = 0;
+    astm_link_release(&s->link, now_ms(), &event);
+    return write_out(s, &event, err, size);
+}
+
+static int hair_send_message(void *state, const char *text, size_t len, char *err, size_t size)
+{
+    struct hair_state *s = state;
+
+    if (astm_link_send(&s->link, text, len) != 0) {
+        snprintf(err, size, "cannot queue a message of %zu bytes", len);
+        return DRIVER_IO;
+    }
+    return DRIVER_OK;
+}
+
+static int not_polled(void *state, char *err, size_t size)
+{
+    (void)state;
+    snprintf(err, size, "the hair analyzer uploads results on its own and takes no commands");
+    return DRIVER_EXCEPTION;
+}
+
+static int hair_start(void *state, uint32_t host_test_id, char *err, size_t size)
+{
+    (void)host_test_id;
+    return not_polled(state, err, size);
+}
+
+static int hair_poll(void *state, struct driver_progress *progress, char *err, size_t size)
+{
+    memset(progress, 0, sizeof(*progress));
+    progress->step = "idle";
+    progress->idle = true;
+    (void)state;
+    (void)err;
+    (void)size;
+    return DRIVER_OK;
+}
+
+static int hair_read_result(void *state, uint32_t expected_id, struct driver_result *result,
+                            char *err, size_t size)
+{
+    (void)expected_id;
+    (void)result;
+    return not_polled(state, err, size);
+}
+
+static int hair_acknowledge(void *state, uint32_t host_test_id, char *err, size_t size)
+{
+    (void)host_test_id;
+    return not_polled(state, err, size);
+}
+
+const struct driver_ops hair_driver = {
+    .name = "hair",
+    .specimen_matrix = "hair",
+    .refusal_step = NULL,
+    .open = hair_open,
+    .identify = hair_identify,
+    .start = hair_start,
+    .poll = hair_poll,
+    .read_result = hair_read_result,
+    .acknowledge = hair_acknowledge,
+    .abort = hair_acknowledge,
+    .close = hair_close,
+    .receive = hair_receive,
+    .release = hair_release,
+    .send_message = hair_send_message,
+};
