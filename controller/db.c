@@ -1313,6 +1313,7 @@ json_t *db_subject_json(sqlite3 *db, const char *subject_id, bool with_history)
                 stops, db_stop_json);
     json_object_set_new(obj, "specimens", specimens);
     json_object_set_new(obj, "stops", stops);
+    json_object_set_new(obj, "laboratory_results", db_hair_subject_results_json(db, subject_id));
     return obj;
 }
 

@@ -253,6 +253,13 @@ json_t *db_hair_unlinked_json(sqlite3 *db)
     return lab_results(db, "r.subject_id IS NULL AND l.result_id IS NULL", NULL);
 }
 
+json_t *db_hair_subject_results_json(sqlite3 *db, const char *subject_id)
+{
+    json_t *results = lab_results(db, "COALESCE(r.subject_id, l.subject_id) = ?1", subject_id);
+
+    return results != NULL ? results : json_array();
+}
+
 json_t *db_hair_result_json(sqlite3 *db, const char *result_id)
 {
     json_t *list = lab_results(db, "r.id = ?1", result_id);

@@ -51,6 +51,9 @@ json_t *db_hair_unlinked_json(sqlite3 *db);
 /* A laboratory result with its link and release rows, or NULL. */
 json_t *db_hair_result_json(sqlite3 *db, const char *result_id);
 
+/* The laboratory results a subject owns, directly or by an analyst's link. */
+json_t *db_hair_subject_results_json(sqlite3 *db, const char *subject_id);
+
 /* The specimen with its segment and laboratory results, or NULL. */
 json_t *db_hair_specimen_json(sqlite3 *db, const char *specimen_id);
 
