@@ -246,7 +246,7 @@ static void answer_query(struct daemon *daemon, struct instrument *inst,
     int found = db_specimen_by_barcode(daemon->db, upload->specimen, &specimen);
 
     if (found == 1 && strcmp(specimen.matrix, "hair") == 0) {
-        snprintf(answer, sizeof(answer), "H|\\^&|||toxlab\rP|1||%s\rO|1|%s||", specimen.subject_id,
+        snprintf(answer, sizeof(answer), "H|\\^&|||toxlab\rP|1|%s\rO|1|%s||", specimen.subject_id,
                  specimen.barcode);
         append_codes(inst->config, answer, sizeof(answer));
         size_t used = strlen(answer);

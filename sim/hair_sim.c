@@ -117,7 +117,7 @@ static size_t build_records(const struct hair_scenario *s, const struct hair_mes
                                  m->barcode);
         return used;
     }
-    used += (size_t)snprintf(out + used, size - used, "P|1||%s\rO|1|%s||^^^HAIR-PANEL|R||||||||||hair\r",
+    used += (size_t)snprintf(out + used, size - used, "P|1|%s\rO|1|%s||^^^HAIR-PANEL|R||||||||||hair\r",
                              m->subject, m->barcode);
     for (size_t i = 0; i < m->code_count && used < size; i++) {
         used += (size_t)snprintf(out + used, size - used, "R|%zu|^^^%s|%s|%s||||%c||||%s|%s\r",
@@ -137,13 +137,15 @@ static int send_frame(struct hair_run *r, int message, int number, const char *t
     static const uint8_t noise[] = {0xFF, 0x00, 'x', 0x55};
 
     for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-        size_t frame_len = astm_build_frame(number % 8, text, len, final, frame);
-        if (attempt == 1 && number == 1 && fault == HAIR_FAULT_CHECKSUM) {
+        bool first_send = attempt == 1 && number == 1;
+        /* A wrong frame number with a checksum that matches it. */
+        int sent_number = first_send && fault == HAIR_FAULT_FRAME_NUMBER ? 5 : number % 8;
+        size_t frame_len = astm_build_frame(sent_number, text, len, final, frame);
+        if (first_send && fault == HAIR_FAULT_CHECKSUM) {
             frame[frame_len - 3] = frame[frame_len - 3] == '0' ? '1' : '0';
             event("fault message=%d kind=checksum", message);
         }
-        if (attempt == 1 && number == 1 && fault == HAIR_FAULT_FRAME_NUMBER) {
-            frame[1] = '5';
+        if (sent_number != number % 8) {
             event("fault message=%d kind=frame-number", message);
         }
         if (fault == HAIR_FAULT_NOISE) {
@@ -283,9 +285,6 @@ static void receive_answer(struct hair_run *r, bool interrupt)
     if (astm_link_init(&link, &config) != 0) {
         return;
     }
-    if (interrupt) {
-        astm_link_interrupt(&link);
-    }
     while (!r->stopping) {
         int byte = read_byte(r, deadline);
         if (byte < 0) {
@@ -296,6 +295,10 @@ static void receive_answer(struct hair_run *r, bool interrupt)
         struct astm_event ev;
         astm_link_input(&link, &b, 1, now_ms(), &ev);
         write_bytes(r, ev.out, ev.out_len);
+        if (ev.kind == ASTM_EV_ESTABLISHED && interrupt) {
+            /* Establishment clears a pending interrupt, so it is asked for here. */
+            astm_link_interrupt(&link);
+        }
         if (ev.kind == ASTM_EV_FRAME && interrupt && ev.out_len == 1 && ev.out[0] == ASTM_EOT) {
             event("interrupt");
             interrupt = false;
