@@ -175,8 +175,7 @@ static int set_instrument_key(struct instrument_config *inst, const char *key, c
          1, 600000},
         {"astm_interrupt_retry_ms", offsetof(struct instrument_config, astm_interrupt_retry_ms), 1,
          600000},
-        {"astm_send_frame_text", offsetof(struct instrument_config, astm_send_frame_text), 16,
-         240},
+        {"astm_send_frame_text", offsetof(struct instrument_config, astm_send_frame_text), 16, 240},
         {"astm_max_frame_text", offsetof(struct instrument_config, astm_max_frame_text), 240,
          1048576},
     };
@@ -553,8 +552,7 @@ bool config_map_analyte(const struct instrument_config *inst, const char *code, 
     char pair_code[32];
     char pair_name[32];
 
-    while (next_analyte_pair(&cursor, pair_code, sizeof(pair_code), pair_name,
-                             sizeof(pair_name))) {
+    while (next_analyte_pair(&cursor, pair_code, sizeof(pair_code), pair_name, sizeof(pair_name))) {
         if (strcmp(pair_code, code) == 0) {
             snprintf(name, size, "%s", pair_name);
             return true;

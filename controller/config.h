@@ -38,9 +38,9 @@ struct instrument_config {
     int astm_interrupt_retry_ms;
     int astm_send_frame_text;
     int astm_max_frame_text;
-    char method[16];     /* "lc-ms/ms" or "immunoassay" */
-    char analytes[512];  /* CODE=analyte pairs, comma-separated */
-    char timezone[64];   /* of the analyzer's clock; empty for the daemon's */
+    char method[16];    /* "lc-ms/ms" or "immunoassay" */
+    char analytes[512]; /* CODE=analyte pairs, comma-separated */
+    char timezone[64];  /* of the analyzer's clock; empty for the daemon's */
 };
 
 /* Blood-sample triggers, as bits of alcohol_config.blood_on. */

@@ -84,8 +84,9 @@ int db_hair_seen(sqlite3 *db, const char *instrument, const char *digest)
 {
     const char *args[] = {instrument, digest};
 
-    return first_text(db, "SELECT result_id FROM astm_results WHERE instrument = ?1 AND digest = ?2",
-                      2, args, NULL, 0);
+    return first_text(db,
+                      "SELECT result_id FROM astm_results WHERE instrument = ?1 AND digest = ?2", 2,
+                      args, NULL, 0);
 }
 
 /* Finds the newest result of the barcode that nothing supersedes yet:
@@ -116,10 +117,9 @@ static int insert_result(sqlite3 *db, const char *id, const struct hair_result_i
         return -1;
     }
     db_now_text(now);
-    const char *args[] = {id,           in->subject_id, in->specimen_id, in->status,
-                          supersedes,   in->barcode,    in->reported,    in->instrument,
-                          in->serial,   in->tier,       now,             in->timezone,
-                          thresholds->version};
+    const char *args[] = {id,          in->subject_id, in->specimen_id,    in->status, supersedes,
+                          in->barcode, in->reported,   in->instrument,     in->serial, in->tier,
+                          now,         in->timezone,   thresholds->version};
     db_bind_texts(stmt, 13, args);
     sqlite3_bind_int(stmt, 14, in->collected_date);
     sqlite3_bind_int(stmt, 15, time_clock_synchronised());
@@ -152,7 +152,8 @@ int db_hair_result_store(sqlite3 *db, const char *lab, const struct hair_result_
     }
     /* An unlinked result has no collection date yet: it is judged by
      * today's thresholds, and the judgement stays with the row. */
-    int judged_on = in->collected_date != 0 ? in->collected_date : time_local_date(time_realtime_ms());
+    int judged_on =
+        in->collected_date != 0 ? in->collected_date : time_local_date(time_realtime_ms());
     return db_result_analytes_store(db, id, "hair", in->tier, in->analytes, in->count, NULL,
                                     thresholds, judged_on);
 }
@@ -197,9 +198,9 @@ static json_t *lab_result_row_json(sqlite3 *db, sqlite3_stmt *stmt)
 {
     json_t *obj = json_object();
     static const char *const keys[] = {
-        "id",       "barcode",  "status",   "supersedes",        "tier",
-        "instrument", "serial", "reported", "received",          "subject_reference",
-        "unlinked_reason", "subject"};
+        "id",       "barcode",           "status",          "supersedes",
+        "tier",     "instrument",        "serial",          "reported",
+        "received", "subject_reference", "unlinked_reason", "subject"};
     char id[RECORD_ID_SIZE];
 
     for (int i = 0; i < 12; i++) {

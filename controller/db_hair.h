@@ -21,7 +21,7 @@ struct hair_result_in {
     const char *subject_ref; /* P.3, NULL when empty */
     const char *status;      /* final, correction or preliminary */
     const char *tier;
-    const char *reported;    /* R.13 as UTC text, NULL when unreadable */
+    const char *reported; /* R.13 as UTC text, NULL when unreadable */
     const char *timezone;
     const char *specimen_id; /* NULL when unlinked */
     const char *subject_id;  /* NULL when unlinked */

@@ -254,8 +254,8 @@ static void answer_query(struct daemon *daemon, struct instrument *inst,
     } else {
         snprintf(answer, sizeof(answer), "H|\\^&|||toxlab\rL|1|I\r");
     }
-    log_msg(LOG_NOTICE, "%s: query for barcode %s answered %s", inst->config->id,
-            upload->specimen, found == 1 ? "with its order" : "with no information");
+    log_msg(LOG_NOTICE, "%s: query for barcode %s answered %s", inst->config->id, upload->specimen,
+            found == 1 ? "with its order" : "with no information");
     if (line_send_message(&inst->line, answer) != 0) {
         log_msg(LOG_ERR, "%s: the answer to the query for %s was dropped: queue full",
                 inst->config->id, upload->specimen);
@@ -345,9 +345,9 @@ static json_t *load_state(const struct request *req, const char *result_id,
     }
     int found = db_hair_result_state(req->daemon->db, result_id, state);
     if (found <= 0) {
-        return found < 0 ? req_storage_failure(req, "the result lookup")
-                         : req_fail(req, PROTO_NOT_FOUND,
-                                    "laboratory result %s not found", result_id);
+        return found < 0
+                   ? req_storage_failure(req, "the result lookup")
+                   : req_fail(req, PROTO_NOT_FOUND, "laboratory result %s not found", result_id);
     }
     return NULL;
 }
@@ -370,8 +370,7 @@ json_t *cmd_result_link(const struct request *req)
                         "missing barcode or reason: a link names the specimen and why");
     }
     if (state.subject_id[0] != '\0') {
-        return req_fail(req, PROTO_CONFLICT, "result %s is already linked to a subject",
-                        result_id);
+        return req_fail(req, PROTO_CONFLICT, "result %s is already linked to a subject", result_id);
     }
     int found = db_specimen_by_barcode(daemon->db, barcode, &specimen);
     if (found <= 0 || strcmp(specimen.matrix, "hair") != 0) {
@@ -401,8 +400,8 @@ json_t *cmd_result_release(const struct request *req)
                         "result %s is unlinked: link it with result link first", result_id);
     }
     if (strcmp(state.status, "preliminary") == 0) {
-        return req_fail(req, PROTO_CONFLICT,
-                        "result %s is preliminary and can never be evidence", result_id);
+        return req_fail(req, PROTO_CONFLICT, "result %s is preliminary and can never be evidence",
+                        result_id);
     }
     if (state.released) {
         return req_fail(req, PROTO_CONFLICT, "result %s is already released", result_id);

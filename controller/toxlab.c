@@ -1303,8 +1303,7 @@ static int parse_specimen_add(const struct command *command, int argc, char **ar
         if (result == 'L' || result == 'P') {
             key = result == 'L' ? "segment_length" : "segment_position";
         }
-        if (set_argument(command, request->args, key, label, optarg) !=
-            CONTINUE) {
+        if (set_argument(command, request->args, key, label, optarg) != CONTINUE) {
             return STATUS_USAGE;
         }
     }

@@ -71,7 +71,8 @@ void print_lab_specimen_response(const json_t *response)
     printf("collected %s\n", text_of(specimen, "collected"));
     printf("stop      %s\n", text_of(specimen, "stop"));
     if (segment != NULL) {
-        printf("segment   %s cm, %s\n", text_of(segment, "length_cm"), text_of(segment, "position"));
+        printf("segment   %s cm, %s\n", text_of(segment, "length_cm"),
+               text_of(segment, "position"));
     }
     json_array_foreach(json_object_get(specimen, "results"), index, result)
     {

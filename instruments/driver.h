@@ -100,11 +100,11 @@ struct driver_upload_row {
 
 struct driver_upload {
     enum driver_upload_kind kind;
-    uint32_t number;        /* counts messages on this line; release names it */
-    char specimen[64];      /* O.3, or the specimen a Q record asks for */
-    char subject_ref[64];   /* P.3, empty when absent */
+    uint32_t number;      /* counts messages on this line; release names it */
+    char specimen[64];    /* O.3, or the specimen a Q record asks for */
+    char subject_ref[64]; /* P.3, empty when absent */
     char note[DRIVER_ERR_SIZE];
-    size_t skipped;         /* R records beyond DRIVER_MAX_UPLOAD_ROWS */
+    size_t skipped; /* R records beyond DRIVER_MAX_UPLOAD_ROWS */
     size_t count;
     struct driver_upload_row rows[DRIVER_MAX_UPLOAD_ROWS];
 };

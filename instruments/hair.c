@@ -53,70 +53,70 @@ static void link_config(const struct instrument_config *config, struct astm_conf
     astm->hold_final_ack = true;
 }
 
-static void reset_message(struct hair_state *s)
+static void reset_message(struct hair_state *hair)
 {
-    memset(&s->message, 0, sizeof(s->message));
-    s->has_order = false;
-    s->has_query = false;
-    astm_delimiters_default(&s->delimiters);
+    memset(&hair->message, 0, sizeof(hair->message));
+    hair->has_order = false;
+    hair->has_query = false;
+    astm_delimiters_default(&hair->delimiters);
 }
 
 static int hair_open(const struct instrument_config *config, void **state, char *err, size_t size)
 {
-    struct hair_state *s = calloc(1, sizeof(*s));
+    struct hair_state *hair = calloc(1, sizeof(*hair));
     struct astm_config astm;
 
-    if (s == NULL) {
+    if (hair == NULL) {
         snprintf(err, size, "out of memory");
         return DRIVER_IO;
     }
     /* ASTM analyzers default to 9600 baud 8N1, not the Modbus 19200 8E1. */
     int baud = config->framing_set ? config->baud : 9600;
     char parity = config->framing_set ? config->parity : 'N';
-    s->fd = serial_port_open(config->device, baud, parity, config->data_bits, config->stop_bits,
-                             err, size);
-    if (s->fd < 0) {
-        int status = s->fd;
-        free(s);
+    hair->fd = serial_port_open(config->device, baud, parity, config->data_bits, config->stop_bits,
+                                err, size);
+    if (hair->fd < 0) {
+        int status = hair->fd;
+        free(hair);
         return status;
     }
-    s->config = config;
+    hair->config = config;
     link_config(config, &astm);
-    if (astm_link_init(&s->link, &astm) != 0) {
-        close(s->fd);
-        free(s);
+    if (astm_link_init(&hair->link, &astm) != 0) {
+        close(hair->fd);
+        free(hair);
         snprintf(err, size, "out of memory");
         return DRIVER_IO;
     }
-    astm_assembler_init(&s->assembler);
-    astm_record_init(&s->record);
-    reset_message(s);
-    *state = s;
+    astm_assembler_init(&hair->assembler);
+    astm_record_init(&hair->record);
+    reset_message(hair);
+    *state = hair;
     return DRIVER_OK;
 }
 
 static void hair_close(void *state)
 {
-    struct hair_state *s = state;
+    struct hair_state *hair = state;
 
-    astm_link_free(&s->link);
-    astm_assembler_free(&s->assembler);
-    astm_record_free(&s->record);
-    close(s->fd);
-    free(s);
+    astm_link_free(&hair->link);
+    astm_assembler_free(&hair->assembler);
+    astm_record_free(&hair->record);
+    close(hair->fd);
+    free(hair);
 }
 
 /* ASTM gives no identity request: the analyzer is known by its configured
  * ID until its records name it (R.14). */
 static int hair_identify(void *state, struct driver_identity *identity, char *err, size_t size)
 {
-    struct hair_state *s = state;
+    struct hair_state *hair = state;
 
     (void)err;
     (void)size;
     memset(identity, 0, sizeof(*identity));
     snprintf(identity->model, sizeof(identity->model), "hair (ASTM)");
-    snprintf(identity->serial, sizeof(identity->serial), "%.31s", s->config->id);
+    snprintf(identity->serial, sizeof(identity->serial), "%.31s", hair->config->id);
     return DRIVER_OK;
 }
 
@@ -134,9 +134,9 @@ static void copy_component(const struct astm_record *record, unsigned field, uns
     driver_clean_text(out);
 }
 
-static void take_result_record(struct hair_state *s)
+static void take_result_record(struct hair_state *hair)
 {
-    struct driver_upload *m = &s->message;
+    struct driver_upload *m = &hair->message;
     char status[4];
 
     if (m->count == DRIVER_MAX_UPLOAD_ROWS) {
@@ -144,57 +144,60 @@ static void take_result_record(struct hair_state *s)
         return;
     }
     struct driver_upload_row *row = &m->rows[m->count++];
-    copy_component(&s->record, 3, 4, row->code, sizeof(row->code));
-    copy_component(&s->record, 4, 1, row->value, sizeof(row->value));
-    copy_component(&s->record, 5, 1, row->unit, sizeof(row->unit));
-    copy_component(&s->record, 9, 1, status, sizeof(status));
-    copy_component(&s->record, 13, 1, row->completed, sizeof(row->completed));
-    copy_component(&s->record, 14, 1, row->instrument, sizeof(row->instrument));
+    copy_component(&hair->record, 3, 4, row->code, sizeof(row->code));
+    copy_component(&hair->record, 4, 1, row->value, sizeof(row->value));
+    copy_component(&hair->record, 5, 1, row->unit, sizeof(row->unit));
+    copy_component(&hair->record, 9, 1, status, sizeof(status));
+    copy_component(&hair->record, 13, 1, row->completed, sizeof(row->completed));
+    copy_component(&hair->record, 14, 1, row->instrument, sizeof(row->instrument));
     row->status = status[0];
 }
 
-static void take_record(struct hair_state *s, const char *text, size_t len)
+static void take_record(struct hair_state *hair, const char *text, size_t len)
 {
     if (len > 0 && text[0] == 'H') {
-        reset_message(s);
-        if (astm_delimiters_from_header(text, len, &s->delimiters) != 0) {
-            astm_delimiters_default(&s->delimiters);
+        reset_message(hair);
+        if (astm_delimiters_from_header(text, len, &hair->delimiters) != 0) {
+            astm_delimiters_default(&hair->delimiters);
         }
     }
-    if (astm_record_parse(text, len, &s->delimiters, &s->record) != 0) {
+    if (astm_record_parse(text, len, &hair->delimiters, &hair->record) != 0) {
         return;
     }
-    switch (astm_record_type(&s->record)) {
+    switch (astm_record_type(&hair->record)) {
     case 'P':
-        copy_component(&s->record, 3, 1, s->message.subject_ref, sizeof(s->message.subject_ref));
+        copy_component(&hair->record, 3, 1, hair->message.subject_ref,
+                       sizeof(hair->message.subject_ref));
         break;
     case 'O':
         /* TODO: a message with several O records is stored under the last one. */
-        copy_component(&s->record, 3, 1, s->message.specimen, sizeof(s->message.specimen));
-        s->has_order = true;
+        copy_component(&hair->record, 3, 1, hair->message.specimen, sizeof(hair->message.specimen));
+        hair->has_order = true;
         break;
     case 'R':
-        take_result_record(s);
+        take_result_record(hair);
         break;
     case 'Q':
-        copy_component(&s->record, 3, 2, s->message.specimen, sizeof(s->message.specimen));
-        if (s->message.specimen[0] == '\0') {
-            copy_component(&s->record, 3, 1, s->message.specimen, sizeof(s->message.specimen));
+        copy_component(&hair->record, 3, 2, hair->message.specimen, sizeof(hair->message.specimen));
+        if (hair->message.specimen[0] == '\0') {
+            copy_component(&hair->record, 3, 1, hair->message.specimen,
+                           sizeof(hair->message.specimen));
         }
-        s->has_query = true;
+        hair->has_query = true;
         break;
     default:
         break;
     }
 }
 
-static int write_out(struct hair_state *s, const struct astm_event *event, char *err, size_t size)
+static int write_out(struct hair_state *hair, const struct astm_event *event, char *err,
+                     size_t size)
 {
     if (event->out_len == 0) {
         return DRIVER_OK;
     }
-    return serial_port_write(s->fd, event->out, event->out_len,
-                             now_ms() + s->config->astm_reply_timeout_ms, err, size);
+    return serial_port_write(hair->fd, event->out, event->out_len,
+                             now_ms() + hair->config->astm_reply_timeout_ms, err, size);
 }
 
 static void note(struct driver_upload *upload, const char *text, int number)
@@ -209,55 +212,56 @@ static void note(struct driver_upload *upload, const char *text, int number)
 
 /* A frame ending with ETX completed a message: results wait for release,
  * anything else is acknowledged at once. */
-static int finish_message(struct hair_state *s, struct driver_upload *upload, char *err,
+static int finish_message(struct hair_state *hair, struct driver_upload *upload, char *err,
                           size_t size)
 {
     struct astm_event release;
 
-    if (s->has_order && !s->has_query) {
-        s->held_number = ++s->next_number;
-        *upload = s->message;
+    if (hair->has_order && !hair->has_query) {
+        hair->held_number = ++hair->next_number;
+        *upload = hair->message;
         upload->kind = UPLOAD_RESULTS;
-        upload->number = s->held_number;
-        reset_message(s);
+        upload->number = hair->held_number;
+        reset_message(hair);
         return DRIVER_OK;
     }
-    astm_link_release(&s->link, now_ms(), &release);
-    int status = write_out(s, &release, err, size);
-    if (s->has_query) {
-        *upload = s->message;
+    astm_link_release(&hair->link, now_ms(), &release);
+    int status = write_out(hair, &release, err, size);
+    if (hair->has_query) {
+        *upload = hair->message;
         upload->kind = UPLOAD_QUERY;
     } else {
         note(upload, "a message without O or Q record was acknowledged and ignored", -1);
     }
-    reset_message(s);
+    reset_message(hair);
     return status;
 }
 
-static int take_frame(struct hair_state *s, const struct astm_event *event,
+static int take_frame(struct hair_state *hair, const struct astm_event *event,
                       struct driver_upload *upload, char *err, size_t size)
 {
     const char *record;
     size_t len;
 
-    if (astm_assembler_add(&s->assembler, event->text, event->text_len, event->final) == -E2BIG) {
+    if (astm_assembler_add(&hair->assembler, event->text, event->text_len, event->final) ==
+        -E2BIG) {
         note(upload, "a record over the size limit was dropped", event->frame_number);
     }
-    while (astm_assembler_next(&s->assembler, &record, &len) == 1) {
-        take_record(s, record, len);
+    while (astm_assembler_next(&hair->assembler, &record, &len) == 1) {
+        take_record(hair, record, len);
     }
     if (!event->final) {
         return DRIVER_OK;
     }
-    return finish_message(s, upload, err, size);
+    return finish_message(hair, upload, err, size);
 }
 
 /* Acts on one link event: writes its bytes and fills upload when the event
  * completes a message or deserves a log line. */
-static int handle_event(struct hair_state *s, const struct astm_event *event,
+static int handle_event(struct hair_state *hair, const struct astm_event *event,
                         struct driver_upload *upload, char *err, size_t size)
 {
-    int status = write_out(s, event, err, size);
+    int status = write_out(hair, event, err, size);
     char text[160];
 
     if (status != DRIVER_OK) {
@@ -265,21 +269,24 @@ static int handle_event(struct hair_state *s, const struct astm_event *event,
     }
     switch (event->kind) {
     case ASTM_EV_FRAME:
-        return take_frame(s, event, upload, err, size);
+        return take_frame(hair, event, upload, err, size);
     case ASTM_EV_BAD_FRAME:
         snprintf(text, sizeof(text), "frame rejected with NAK: %s", astm_error_name(event->error));
         note(upload, text, event->frame_number);
         break;
     case ASTM_EV_RX_TIMEOUT:
     case ASTM_EV_PEER_ENDED:
-        if (s->assembler.len > s->assembler.start || s->message.count > 0 || s->has_order) {
-            snprintf(text, sizeof(text), "link session ended (%s) in the middle of a message, "
-                     "which was dropped", astm_event_name(event->kind));
+        if (hair->assembler.len > hair->assembler.start || hair->message.count > 0 ||
+            hair->has_order) {
+            snprintf(text, sizeof(text),
+                     "link session ended (%s) in the middle of a message, "
+                     "which was dropped",
+                     astm_event_name(event->kind));
             note(upload, text, -1);
         }
-        astm_assembler_reset(&s->assembler);
-        reset_message(s);
-        s->held_number = 0;
+        astm_assembler_reset(&hair->assembler);
+        reset_message(hair);
+        hair->held_number = 0;
         break;
     case ASTM_EV_CONTENTION:
     case ASTM_EV_INTERRUPTED:
@@ -303,14 +310,14 @@ static int handle_event(struct hair_state *s, const struct astm_event *event,
 
 /* Feeds the bytes read so far to the link. Returns early when an event
  * filled upload. */
-static int feed_input(struct hair_state *s, struct driver_upload *upload, char *err, size_t size)
+static int feed_input(struct hair_state *hair, struct driver_upload *upload, char *err, size_t size)
 {
-    while (s->input_pos < s->input_len && upload->kind == UPLOAD_NONE) {
+    while (hair->input_pos < hair->input_len && upload->kind == UPLOAD_NONE) {
         struct astm_event event;
-        size_t used = astm_link_input(&s->link, s->input + s->input_pos,
-                                      s->input_len - s->input_pos, now_ms(), &event);
-        s->input_pos += used;
-        int status = handle_event(s, &event, upload, err, size);
+        size_t used = astm_link_input(&hair->link, hair->input + hair->input_pos,
+                                      hair->input_len - hair->input_pos, now_ms(), &event);
+        hair->input_pos += used;
+        int status = handle_event(hair, &event, upload, err, size);
         if (status != DRIVER_OK) {
             return status;
         }
@@ -318,47 +325,47 @@ static int feed_input(struct hair_state *s, struct driver_upload *upload, char *
     return DRIVER_OK;
 }
 
-static int read_port(struct hair_state *s, char *err, size_t size)
+static int read_port(struct hair_state *hair, char *err, size_t size)
 {
-    ssize_t got = read(s->fd, s->input, sizeof(s->input));
+    ssize_t got = read(hair->fd, hair->input, sizeof(hair->input));
 
     if (got > 0) {
-        s->input_len = (size_t)got;
-        s->input_pos = 0;
+        hair->input_len = (size_t)got;
+        hair->input_pos = 0;
         return DRIVER_OK;
     }
     if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
         return DRIVER_OK;
     }
-    snprintf(err, size, "reading %s failed: %s", s->config->device,
+    snprintf(err, size, "reading %s failed: %s", hair->config->device,
              got == 0 ? "end of file" : strerror(errno));
     return DRIVER_IO;
 }
 
 /* Waits on the port and wake_fd until until_ms or the link's next timer.
  * Sets *woken when wake_fd became readable. */
-static int wait_port(struct hair_state *s, int wake_fd, int64_t until_ms, bool *woken, char *err,
+static int wait_port(struct hair_state *hair, int wake_fd, int64_t until_ms, bool *woken, char *err,
                      size_t size)
 {
-    int64_t deadline = astm_link_deadline(&s->link);
+    int64_t deadline = astm_link_deadline(&hair->link);
     int64_t now = now_ms();
 
     if (deadline == ASTM_NO_DEADLINE || deadline > until_ms) {
         deadline = until_ms;
     }
-    struct pollfd fds[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = wake_fd, .events = POLLIN}};
+    struct pollfd fds[2] = {{.fd = hair->fd, .events = POLLIN}, {.fd = wake_fd, .events = POLLIN}};
     int timeout = deadline > now ? (int)(deadline - now) : 0;
     if (poll(fds, 2, timeout) < 0 && errno != EINTR) {
-        snprintf(err, size, "poll on %s failed: %s", s->config->device, strerror(errno));
+        snprintf(err, size, "poll on %s failed: %s", hair->config->device, strerror(errno));
         return DRIVER_IO;
     }
     *woken = (fds[1].revents & POLLIN) != 0;
     if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-        snprintf(err, size, "%s hung up", s->config->device);
+        snprintf(err, size, "%s hung up", hair->config->device);
         return DRIVER_IO;
     }
     if (fds[0].revents & POLLIN) {
-        return read_port(s, err, size);
+        return read_port(hair, err, size);
     }
     return DRIVER_OK;
 }
@@ -366,24 +373,25 @@ static int wait_port(struct hair_state *s, int wake_fd, int64_t until_ms, bool *
 static int hair_receive(void *state, int wake_fd, int wait_ms, struct driver_upload *upload,
                         char *err, size_t size)
 {
-    struct hair_state *s = state;
+    struct hair_state *hair = state;
     int64_t until = now_ms() + wait_ms;
 
     upload->kind = UPLOAD_NONE;
     while (true) {
-        int status = feed_input(s, upload, err, size);
+        int status = feed_input(hair, upload, err, size);
         if (status != DRIVER_OK || upload->kind != UPLOAD_NONE) {
             return status;
         }
         struct astm_event event;
-        astm_link_poll(&s->link, now_ms(), &event);
-        status = handle_event(s, &event, upload, err, size);
+        astm_link_poll(&hair->link, now_ms(), &event);
+        status = handle_event(hair, &event, upload, err, size);
         if (status != DRIVER_OK || upload->kind != UPLOAD_NONE) {
             return status;
         }
         bool woken = false;
-        status = wait_port(s, wake_fd, until, &woken, err, size);
-        if (status != DRIVER_OK || woken || (now_ms() >= until && s->input_pos >= s->input_len)) {
+        status = wait_port(hair, wake_fd, until, &woken, err, size);
+        if (status != DRIVER_OK || woken ||
+            (now_ms() >= until && hair->input_pos >= hair->input_len)) {
             return status;
         }
     }
@@ -391,26 +399,26 @@ static int hair_receive(void *state, int wake_fd, int wait_ms, struct driver_upl
 
 static int hair_release(void *state, uint32_t number, char *err, size_t size)
 {
-    struct hair_state *s = state;
+    struct hair_state *hair = state;
     struct astm_event event;
 
-    if (s->held_number != number || s->link.state != ASTM_RX_HELD) {
+    if (hair->held_number != number || hair->link.state != ASTM_RX_HELD) {
         snprintf(err, size,
                  "message %u is no longer held (the analyzer ended the link session); it will "
                  "send the message again",
                  number);
         return DRIVER_TIMEOUT;
     }
-    s->held_number = 0;
-    astm_link_release(&s->link, now_ms(), &event);
-    return write_out(s, &event, err, size);
+    hair->held_number = 0;
+    astm_link_release(&hair->link, now_ms(), &event);
+    return write_out(hair, &event, err, size);
 }
 
 static int hair_send_message(void *state, const char *text, size_t len, char *err, size_t size)
 {
-    struct hair_state *s = state;
+    struct hair_state *hair = state;
 
-    if (astm_link_send(&s->link, text, len) != 0) {
+    if (astm_link_send(&hair->link, text, len) != 0) {
         snprintf(err, size, "cannot queue a message of %zu bytes", len);
         return DRIVER_IO;
     }

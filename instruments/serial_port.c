@@ -32,8 +32,8 @@ static speed_t baud_constant(int baud)
         int baud;
         speed_t constant;
     } table[] = {
-        {1200, B1200},   {2400, B2400},   {4800, B4800},     {9600, B9600},
-        {19200, B19200}, {38400, B38400}, {57600, B57600},   {115200, B115200},
+        {1200, B1200},     {2400, B2400},     {4800, B4800},     {9600, B9600},
+        {19200, B19200},   {38400, B38400},   {57600, B57600},   {115200, B115200},
         {230400, B230400}, {460800, B460800}, {921600, B921600},
     };
 
@@ -70,7 +70,11 @@ static int set_framing(int fd, bool pty, int baud, char parity, int data_bits, i
         cfsetospeed(&tio, speed);
         tio.c_cflag &= ~(CSIZE | PARENB | PARODD | CSTOPB);
         tio.c_cflag |= sizes[data_bits - 5];
-        tio.c_cflag |= parity == 'N' ? 0 : parity == 'O' ? (PARENB | PARODD) : PARENB;
+        if (parity == 'E') {
+            tio.c_cflag |= PARENB;
+        } else if (parity == 'O') {
+            tio.c_cflag |= PARENB | PARODD;
+        }
         tio.c_cflag |= stop_bits == 2 ? CSTOPB : 0;
     }
     if (tcsetattr(fd, TCSANOW, &tio) != 0) {

@@ -7,10 +7,14 @@
 #include <string.h>
 
 static const struct scenario_keyword fault_keywords[] = {
-    {"checksum", HAIR_FAULT_CHECKSUM},     {"frame-number", HAIR_FAULT_FRAME_NUMBER},
-    {"split", HAIR_FAULT_SPLIT},           {"contention", HAIR_FAULT_CONTENTION},
-    {"interrupt", HAIR_FAULT_INTERRUPT},   {"noise", HAIR_FAULT_NOISE},
-    {"silence", HAIR_FAULT_SILENCE},       {"duplicate", HAIR_FAULT_DUPLICATE},
+    {"checksum", HAIR_FAULT_CHECKSUM},
+    {"frame-number", HAIR_FAULT_FRAME_NUMBER},
+    {"split", HAIR_FAULT_SPLIT},
+    {"contention", HAIR_FAULT_CONTENTION},
+    {"interrupt", HAIR_FAULT_INTERRUPT},
+    {"noise", HAIR_FAULT_NOISE},
+    {"silence", HAIR_FAULT_SILENCE},
+    {"duplicate", HAIR_FAULT_DUPLICATE},
     {NULL, 0},
 };
 

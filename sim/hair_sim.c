@@ -106,23 +106,24 @@ static int read_reply(struct hair_run *r, int timeout_ms)
     }
 }
 
-static size_t build_records(const struct hair_scenario *s, const struct hair_message *m,
-                            bool query, char *out, size_t size)
+static size_t build_records(const struct hair_scenario *s, const struct hair_message *m, bool query,
+                            char *out, size_t size)
 {
-    size_t used = (size_t)snprintf(out, size, "H|\\^&|||HAIR-LC^2.0|||||||P|LIS2-A2|%s\r",
-                                   m->completed);
+    size_t used =
+        (size_t)snprintf(out, size, "H|\\^&|||HAIR-LC^2.0|||||||P|LIS2-A2|%s\r", m->completed);
 
     if (query) {
-        used += (size_t)snprintf(out + used, size - used, "Q|1|^%s||ALL||||||||O\rL|1|N\r",
-                                 m->barcode);
+        used +=
+            (size_t)snprintf(out + used, size - used, "Q|1|^%s||ALL||||||||O\rL|1|N\r", m->barcode);
         return used;
     }
-    used += (size_t)snprintf(out + used, size - used, "P|1|%s\rO|1|%s||^^^HAIR-PANEL|R||||||||||hair\r",
-                             m->subject, m->barcode);
+    used +=
+        (size_t)snprintf(out + used, size - used, "P|1|%s\rO|1|%s||^^^HAIR-PANEL|R||||||||||hair\r",
+                         m->subject, m->barcode);
     for (size_t i = 0; i < m->code_count && used < size; i++) {
-        used += (size_t)snprintf(out + used, size - used, "R|%zu|^^^%s|%s|%s||||%c||||%s|%s\r",
-                                 i + 1, m->codes[i], m->values[i], m->unit, m->status,
-                                 m->completed, s->id);
+        used +=
+            (size_t)snprintf(out + used, size - used, "R|%zu|^^^%s|%s|%s||||%c||||%s|%s\r", i + 1,
+                             m->codes[i], m->values[i], m->unit, m->status, m->completed, s->id);
     }
     used += (size_t)snprintf(out + used, size - used, "L|1|N\r");
     return used;
@@ -160,7 +161,9 @@ static int send_frame(struct hair_run *r, int message, int number, const char *t
         }
         if (reply != ASTM_NAK) {
             event("failed message=%d reason=%s", message,
-                  reply == ASTM_EOT ? "eot" : reply == GOT_STOP ? "stop" : "no reply");
+                  reply == ASTM_EOT   ? "eot"
+                  : reply == GOT_STOP ? "stop"
+                                      : "no reply");
             return -1;
         }
         event("nak message=%d number=%d", message, number % 8);
@@ -203,8 +206,8 @@ static int establish(struct hair_run *r, int message, bool contention)
  * acknowledged the final frame. */
 static int send_session(struct hair_run *r, int message, const char *text, size_t len, int fault)
 {
-    size_t chunk = fault == HAIR_FAULT_SPLIT || fault == HAIR_FAULT_SILENCE ? SPLIT_FRAME_TEXT
-                                                                              : 240;
+    size_t chunk =
+        fault == HAIR_FAULT_SPLIT || fault == HAIR_FAULT_SILENCE ? SPLIT_FRAME_TEXT : 240;
     int number = 1;
 
     if (establish(r, message, fault == HAIR_FAULT_CONTENTION) != 0) {

@@ -20,7 +20,8 @@
     "astm_frame_timeout_ms = 300\nastm_reply_timeout_ms = 2000\n"                                  \
     "astm_contention_retry_ms = 300\nastm_interrupt_retry_ms = 200\nastm_busy_retry_ms = 200\n"
 
-#define SIM_DEVICE "[device]\nreply_timeout_ms = 3000\nsilence_ms = 800\ncontention_retry_ms = 100\n"
+#define SIM_DEVICE                                                                                 \
+    "[device]\nreply_timeout_ms = 3000\nsilence_ms = 800\ncontention_retry_ms = 100\n"
 
 #define BARCODE "HAIR-0001"
 
@@ -74,9 +75,8 @@ static void hair_start(struct hair_rig *h, const char *scenario, const char *ext
     ck_assert_msg(harness_wait_file(h->rig.daemon.log_path, "hair-1: online", EVENT_MS),
                   "hair-1 did not come online");
     client_ok(&h->rig, "subject", "add", SUBJECT_A, NULL);
-    client_ok(&h->rig, "specimen", "add", "--subject", SUBJECT_A, "--barcode", BARCODE,
-              "--matrix", "hair", "--segment-length", "3", "--segment-position", "proximal 0-3 cm",
-              NULL);
+    client_ok(&h->rig, "specimen", "add", "--subject", SUBJECT_A, "--barcode", BARCODE, "--matrix",
+              "hair", "--segment-length", "3", "--segment-position", "proximal 0-3 cm", NULL);
 }
 
 static void hair_stop(struct hair_rig *h)
@@ -173,8 +173,8 @@ START_TEST(hair_released_confirmation)
     free(shown);
 
     /* Not evidence before the release: the licence check allows. */
-    char *before = client_output(&h, 0, "licence", "check", SUBJECT_A, "--for", "application",
-                                 NULL);
+    char *before =
+        client_output(&h, 0, "licence", "check", SUBJECT_A, "--for", "application", NULL);
     ck_assert_msg(strstr(before, "L01") == NULL, "L01 fired before release:\n%s", before);
     free(before);
 
@@ -186,8 +186,7 @@ START_TEST(hair_released_confirmation)
     assert_contains(again, "already released");
     free(again);
 
-    char *after = client_output(&h, 0, "licence", "check", SUBJECT_A, "--for", "application",
-                                NULL);
+    char *after = client_output(&h, 0, "licence", "check", SUBJECT_A, "--for", "application", NULL);
     assert_contains(after, "decision: refuse");
     assert_contains(after, "L01 refuse");
     free(after);
@@ -231,8 +230,7 @@ START_TEST(hair_unlinked_then_linked)
               "P.3 typed wrong on the analyzer, checked against the chain-of-custody form", NULL);
     ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM result_links"), 1);
     client_ok(&h.rig, "result", "release", id, NULL);
-    char *after = client_output(&h, 0, "licence", "check", SUBJECT_A, "--for", "application",
-                                NULL);
+    char *after = client_output(&h, 0, "licence", "check", SUBJECT_A, "--for", "application", NULL);
     assert_contains(after, "L01 refuse");
     free(after);
     hair_stop(&h);
