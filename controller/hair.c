@@ -3,12 +3,14 @@
 #include "controller/db.h"
 #include "controller/db_hair.h"
 #include "controller/log.h"
+#include "controller/timefmt.h"
 #include "controller/tsv.h"
 #include "protocol/decimal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ANSWER_MAX 2048
 
@@ -92,16 +94,43 @@ static const char *link_reason(struct daemon *daemon, const struct driver_upload
     return NULL;
 }
 
-/* Formats R.13 (YYYYMMDDhhmmss) as local ISO text, or NULL. */
-static const char *reported_time(const struct driver_upload_row *row, char out[24])
+/* Converts R.13 (YYYYMMDDhhmmss, the analyzer's local time in zone) to UTC
+ * text. Returns NULL when the field is not a valid time. The daemon runs
+ * with TZ set to its own zone. For an analyzer in another zone, TZ is
+ * switched for the conversion, on the event loop's thread, as a reload
+ * switches it. */
+static const char *reported_time(const char *completed, const char *zone, const char *daemon_zone,
+                                 char out[TIMESTAMP_SIZE])
 {
-    const char *t = row->completed;
+    struct tm local = {.tm_isdst = -1};
+    int consumed = 0;
 
-    if (strlen(t) < 14 || strspn(t, "0123456789") < 14) {
+    if (strlen(completed) != 14 || strspn(completed, "0123456789") != 14 ||
+        sscanf(completed, "%4d%2d%2d%2d%2d%2d%n", &local.tm_year, &local.tm_mon, &local.tm_mday,
+               &local.tm_hour, &local.tm_min, &local.tm_sec, &consumed) != 6 ||
+        consumed != 14) {
         return NULL;
     }
-    /* TODO: convert to UTC through the instrument's zone; stored as sent, local time. */
-    snprintf(out, 24, "%.4s-%.2s-%.2sT%.2s:%.2s:%.2s", t, t + 4, t + 6, t + 8, t + 10, t + 12);
+    if (local.tm_mon < 1 || local.tm_mon > 12 || local.tm_mday < 1 || local.tm_mday > 31 ||
+        local.tm_hour > 23 || local.tm_min > 59 || local.tm_sec > 60) {
+        return NULL;
+    }
+    local.tm_year -= 1900;
+    local.tm_mon -= 1;
+    bool other_zone = strcmp(zone, daemon_zone) != 0;
+    if (other_zone) {
+        setenv("TZ", zone, 1);
+        tzset();
+    }
+    time_t seconds = mktime(&local);
+    if (other_zone) {
+        setenv("TZ", daemon_zone, 1);
+        tzset();
+    }
+    if (seconds == (time_t)-1) {
+        return NULL;
+    }
+    time_format_utc((int64_t)seconds * 1000, out);
     return out;
 }
 
@@ -113,8 +142,10 @@ static int store_status(struct daemon *daemon, struct instrument *inst,
     struct driver_analyte analytes[DRIVER_MAX_UPLOAD_ROWS];
     struct specimen_row specimen;
     char digest[TSV_VERSION_HEX];
-    char reported[24];
+    char reported[TIMESTAMP_SIZE];
     const char *reported_text = NULL;
+    const char *zone =
+        inst->config->timezone[0] ? inst->config->timezone : daemon->config.timezone;
     const char *serial = inst->config->id;
     size_t count = 0;
 
@@ -126,7 +157,8 @@ static int store_status(struct daemon *daemon, struct instrument *inst,
     for (size_t i = 0; i < upload->count; i++) {
         if (upload->rows[i].status == status) {
             read_row(inst->config, &upload->rows[i], &analytes[count++]);
-            reported_text = reported_time(&upload->rows[i], reported);
+            reported_text = reported_time(upload->rows[i].completed, zone,
+                                          daemon->config.timezone, reported);
             serial = upload->rows[i].instrument[0] ? upload->rows[i].instrument : serial;
         }
     }
@@ -140,7 +172,7 @@ static int store_status(struct daemon *daemon, struct instrument *inst,
         .status = status_name(status),
         .tier = strcmp(inst->config->method, "lc-ms/ms") == 0 ? "confirm" : "screen",
         .reported = reported_text,
-        .timezone = inst->config->timezone[0] ? inst->config->timezone : daemon->config.timezone,
+        .timezone = daemon->config.timezone,
         .specimen_id = unlinked ? NULL : specimen.id,
         .subject_id = unlinked ? NULL : specimen.subject_id,
         .unlinked_reason = unlinked,

@@ -153,6 +153,10 @@ START_TEST(hair_released_confirmation)
     wait_event(&h, "ack message=1", NULL, 0);
 
     newest_result(&h, id, sizeof(id));
+    /* R.13 20261204101200 in the daemon's zone, Asia/Shanghai (UTC+8). */
+    char reported[64];
+    db_text(&h.rig, "SELECT reported FROM results", reported, sizeof(reported));
+    ck_assert_str_eq(reported, "2026-12-04T02:12:00.000Z");
     ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM results WHERE subject_id IS NOT NULL"
                                       " AND matrix = 'hair' AND tier = 'confirm'"),
                      1);
@@ -250,10 +254,14 @@ START_TEST(hair_correction_and_preliminary)
     char supersedes[64];
     char id[64];
 
-    hair_start(&h, scenario, NULL);
+    /* An analyzer clock in UTC: R.13 is stored as sent. */
+    hair_start(&h, scenario, "timezone = UTC\n");
     child_send(&h.sim, "send");
     wait_event(&h, "ack message=1", NULL, 0);
     newest_result(&h, first, sizeof(first));
+    char reported[64];
+    db_text(&h.rig, "SELECT reported FROM results", reported, sizeof(reported));
+    ck_assert_str_eq(reported, "2026-12-04T10:12:00.000Z");
     child_send(&h.sim, "send");
     wait_event(&h, "ack message=2", NULL, 0);
     db_text(&h.rig, "SELECT supersedes FROM results WHERE status = 'correction'", supersedes,
