@@ -144,8 +144,7 @@ static int store_status(struct daemon *daemon, struct instrument *inst,
     char digest[TSV_VERSION_HEX];
     char reported[TIMESTAMP_SIZE];
     const char *reported_text = NULL;
-    const char *zone =
-        inst->config->timezone[0] ? inst->config->timezone : daemon->config.timezone;
+    const char *zone = inst->config->timezone[0] ? inst->config->timezone : daemon->config.timezone;
     const char *serial = inst->config->id;
     size_t count = 0;
 
@@ -157,8 +156,8 @@ static int store_status(struct daemon *daemon, struct instrument *inst,
     for (size_t i = 0; i < upload->count; i++) {
         if (upload->rows[i].status == status) {
             read_row(inst->config, &upload->rows[i], &analytes[count++]);
-            reported_text = reported_time(upload->rows[i].completed, zone,
-                                          daemon->config.timezone, reported);
+            reported_text =
+                reported_time(upload->rows[i].completed, zone, daemon->config.timezone, reported);
             serial = upload->rows[i].instrument[0] ? upload->rows[i].instrument : serial;
         }
     }

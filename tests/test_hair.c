@@ -7,11 +7,13 @@
 #include "rig.h"
 
 #include <check.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 /* E1381 timers scaled down so that the timer faults take a fraction of a
@@ -51,9 +53,8 @@ static void write_hair_config(struct hair_rig *h, const char *extra)
     harness_write_file(rig_file(&h->rig, "toxlab.conf"), text);
 }
 
-/* Starts the hair sim with a scenario and toxlabd, and registers the
- * subject and its hair specimen. */
-static void hair_start(struct hair_rig *h, const char *scenario, const char *extra_config)
+/* Starts the hair sim with a scenario and writes toxlabd's configuration. */
+static void hair_start_sim(struct hair_rig *h, const char *scenario, const char *extra_config)
 {
     char line[256];
     char scenario_path[600];
@@ -71,12 +72,26 @@ static void hair_start(struct hair_rig *h, const char *scenario, const char *ext
     snprintf(h->pty, sizeof(h->pty), "%.*s", (int)sizeof(h->pty) - 1, line + 4);
     ck_assert(child_wait_line(&h->sim, "ready", EVENT_MS, line, sizeof(line)));
     write_hair_config(h, extra_config);
-    rig_launch_daemon(&h->rig);
+}
+
+/* Waits for hair-1 to come online and registers the subject and its hair
+ * specimen. */
+static void hair_register(struct hair_rig *h)
+{
     ck_assert_msg(harness_wait_file(h->rig.daemon.log_path, "hair-1: online", EVENT_MS),
                   "hair-1 did not come online");
     client_ok(&h->rig, "subject", "add", SUBJECT_A, NULL);
     client_ok(&h->rig, "specimen", "add", "--subject", SUBJECT_A, "--barcode", BARCODE, "--matrix",
               "hair", "--segment-length", "3", "--segment-position", "proximal 0-3 cm", NULL);
+}
+
+/* Starts the hair sim with a scenario and toxlabd, and registers the
+ * subject and its hair specimen. */
+static void hair_start(struct hair_rig *h, const char *scenario, const char *extra_config)
+{
+    hair_start_sim(h, scenario, extra_config);
+    rig_launch_daemon(&h->rig);
+    hair_register(h);
 }
 
 static void hair_stop(struct hair_rig *h)
@@ -447,6 +462,29 @@ START_TEST(query_unknown_barcode)
 }
 END_TEST
 
+/* A port that another process has locked is "port busy" in the log, and
+ * the line comes online once the lock goes. */
+START_TEST(locked_port_busy_then_online)
+{
+    struct hair_rig h;
+    char text[256];
+
+    hair_start_sim(&h, one_message, NULL);
+    int lock = open(h.pty, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    ck_assert_int_ge(lock, 0);
+    ck_assert_int_eq(flock(lock, LOCK_EX | LOCK_NB), 0);
+    rig_launch_daemon(&h.rig);
+    snprintf(text, sizeof(text), "port busy: another process holds the lock on %s", h.pty);
+    wait_log(&h, text);
+    close(lock);
+    hair_register(&h);
+    child_send(&h.sim, "send");
+    wait_event(&h, "ack message=1", NULL, 0);
+    ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM results"), 1);
+    hair_stop(&h);
+}
+END_TEST
+
 static Suite *hair_suite(void)
 {
     Suite *suite = suite_create("hair");
@@ -465,6 +503,7 @@ static Suite *hair_suite(void)
     tcase_add_test(faults, fault_duplicate_message);
     tcase_add_test(faults, fault_contention);
     tcase_add_test(faults, fault_receiver_interrupt);
+    tcase_add_test(faults, locked_port_busy_then_online);
     tcase_set_timeout(flow, HARNESS_CASE_TIMEOUT);
     tcase_set_timeout(faults, HARNESS_CASE_TIMEOUT);
     suite_add_tcase(suite, flow);
