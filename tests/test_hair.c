@@ -9,11 +9,13 @@
 #include <check.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* E1381 timers scaled down so that the timer faults take a fraction of a
@@ -45,7 +47,8 @@ static void write_hair_config(struct hair_rig *h, const char *extra)
     snprintf(rules, sizeof(rules), "%s/etc/rules.tsv", harness_program("TOXLAB_SOURCE_DIR"));
     snprintf(text, sizeof(text),
              "[daemon]\nlab_id = TEST1\ndatabase = %s\nsocket = %s\nsocket_group = %u\n"
-             "thresholds = %s\nrules = %s\n\n[roles]\nofficer = %u\nanalyst = %u\nclerk = %u\n\n"
+             "thresholds = %s\nrules = %s\nbusy_timeout_ms = 50\n\n[roles]\nofficer = %u\nanalyst "
+             "= %u\nclerk = %u\n\n"
              "[instrument.hair-1]\ndriver = hair\ndevice = %s\nmethod = lc-ms/ms\n"
              "analytes = MAMP=methamphetamine, AMP=amphetamine\nretry_ms = 50\n%s%s",
              h->rig.database, h->rig.socket, gid, thresholds, rules, gid, gid, gid, h->pty,
@@ -485,6 +488,53 @@ START_TEST(locked_port_busy_then_online)
 }
 END_TEST
 
+/* A message that could not be stored is not acknowledged, so the analyzer
+ * keeps it; sent again once the database is free, it is stored once. */
+START_TEST(unstored_message_not_acknowledged)
+{
+    static const char scenario[] = "[device]\nreply_timeout_ms = 500\n[message.1]\n"
+                                   "barcode = " BARCODE "\nMAMP = 1.250\nAMP = 0.080\n";
+    struct hair_rig h;
+    sqlite3 *db;
+
+    hair_start(&h, scenario, NULL);
+    ck_assert_int_eq(sqlite3_open(h.rig.database, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    child_send(&h.sim, "send 1");
+    wait_log(&h, "storing failed");
+    wait_event(&h, "failed message=1 reason=no reply", NULL, 0);
+    ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM results"), 0);
+
+    child_send(&h.sim, "send 1");
+    wait_event(&h, "ack message=1", NULL, 0);
+    assert_stored_once(&h);
+    hair_stop(&h);
+}
+END_TEST
+
+/* A message the analyzer sends again after a restart of toxlabd (its ACK
+ * lost) is acknowledged again and not stored twice. */
+START_TEST(resend_after_restart)
+{
+    struct hair_rig h;
+
+    hair_start(&h, one_message, NULL);
+    child_send(&h.sim, "send 1");
+    wait_event(&h, "ack message=1", NULL, 0);
+    int status = child_stop(&h.rig.daemon, SIGTERM, EVENT_MS);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    rig_launch_daemon(&h.rig);
+    wait_log(&h, "hair-1: online");
+    child_send(&h.sim, "send 1");
+    wait_event(&h, "ack message=1", NULL, 0);
+    wait_log(&h, "was stored before; acknowledged again");
+    ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM results"), 1);
+    hair_stop(&h);
+}
+END_TEST
+
 static Suite *hair_suite(void)
 {
     Suite *suite = suite_create("hair");
@@ -504,6 +554,8 @@ static Suite *hair_suite(void)
     tcase_add_test(faults, fault_contention);
     tcase_add_test(faults, fault_receiver_interrupt);
     tcase_add_test(faults, locked_port_busy_then_online);
+    tcase_add_test(faults, unstored_message_not_acknowledged);
+    tcase_add_test(faults, resend_after_restart);
     tcase_set_timeout(flow, HARNESS_CASE_TIMEOUT);
     tcase_set_timeout(faults, HARNESS_CASE_TIMEOUT);
     suite_add_tcase(suite, flow);
