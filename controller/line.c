@@ -565,7 +565,8 @@ static void receive_uploads(struct line *line)
         return;
     }
     if (upload->kind == UPLOAD_NOTE) {
-        post_message(line, LINE_LINK_NOTE, DRIVER_OK, upload->note);
+        post_message(line, LINE_LINK_NOTE, upload->note_error ? DRIVER_CORRUPT : DRIVER_OK,
+                     upload->note);
     }
     if (upload->kind != UPLOAD_RESULTS && upload->kind != UPLOAD_QUERY) {
         free(upload);

@@ -26,7 +26,7 @@ enum line_event_kind {
     LINE_ALIVE,        /* an idle analyzer replied to its status poll */
     LINE_FOUND,        /* an idle analyzer still runs a test or keeps its result */
     LINE_UPLOAD,       /* an ASTM message: results (release after commit) or a query */
-    LINE_LINK_NOTE,    /* an ASTM link event to log: a NAK, a timer, contention */
+    LINE_LINK_NOTE,    /* an ASTM link event to log; status is not DRIVER_OK for errors */
 };
 
 struct line_event {

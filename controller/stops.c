@@ -968,7 +968,11 @@ void stops_handle_event(struct daemon *daemon, struct line_event *event)
         hair_handle_upload(daemon, inst, event->upload);
         break;
     case LINE_LINK_NOTE:
-        log_msg(LOG_NOTICE, "%s: %s", inst->config->id, event->message);
+        if (event->status != DRIVER_OK) {
+            note_error(daemon, inst, event->message);
+        } else {
+            log_msg(LOG_INFO, "%s: %s", inst->config->id, event->message);
+        }
         break;
     case LINE_ACKNOWLEDGED:
         log_msg(LOG_DEBUG, "%s: result of host test ID 0x%08X acknowledged", inst->config->id,

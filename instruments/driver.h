@@ -104,7 +104,8 @@ struct driver_upload {
     char specimen[64];    /* O.3, or the specimen a Q record asks for */
     char subject_ref[64]; /* P.3, empty when absent */
     char note[DRIVER_ERR_SIZE];
-    size_t skipped; /* R records beyond DRIVER_MAX_UPLOAD_ROWS */
+    bool note_error; /* the note reports lost or rejected data */
+    size_t skipped;  /* R records beyond DRIVER_MAX_UPLOAD_ROWS */
     size_t count;
     struct driver_upload_row rows[DRIVER_MAX_UPLOAD_ROWS];
 };

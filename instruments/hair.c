@@ -200,9 +200,12 @@ static int write_out(struct hair_state *hair, const struct astm_event *event, ch
                              now_ms() + hair->config->astm_reply_timeout_ms, err, size);
 }
 
-static void note(struct driver_upload *upload, const char *text, int number)
+/* Fills upload with a note to log; number is a frame number, or -1. An
+ * error note says the link lost or rejected data. */
+static void note(struct driver_upload *upload, const char *text, int number, bool error)
 {
     upload->kind = UPLOAD_NOTE;
+    upload->note_error = error;
     if (number >= 0) {
         snprintf(upload->note, sizeof(upload->note), "%s (frame number %d)", text, number);
     } else {
@@ -231,7 +234,7 @@ static int finish_message(struct hair_state *hair, struct driver_upload *upload,
         *upload = hair->message;
         upload->kind = UPLOAD_QUERY;
     } else {
-        note(upload, "a message without O or Q record was acknowledged and ignored", -1);
+        note(upload, "a message without O or Q record was acknowledged and ignored", -1, true);
     }
     reset_message(hair);
     return status;
@@ -245,7 +248,7 @@ static int take_frame(struct hair_state *hair, const struct astm_event *event,
 
     if (astm_assembler_add(&hair->assembler, event->text, event->text_len, event->final) ==
         -E2BIG) {
-        note(upload, "a record over the size limit was dropped", event->frame_number);
+        note(upload, "a record over the size limit was dropped", event->frame_number, true);
     }
     while (astm_assembler_next(&hair->assembler, &record, &len) == 1) {
         take_record(hair, record, len);
@@ -272,7 +275,7 @@ static int handle_event(struct hair_state *hair, const struct astm_event *event,
         return take_frame(hair, event, upload, err, size);
     case ASTM_EV_BAD_FRAME:
         snprintf(text, sizeof(text), "frame rejected with NAK: %s", astm_error_name(event->error));
-        note(upload, text, event->frame_number);
+        note(upload, text, event->frame_number, true);
         break;
     case ASTM_EV_RX_TIMEOUT:
     case ASTM_EV_PEER_ENDED:
@@ -282,7 +285,7 @@ static int handle_event(struct hair_state *hair, const struct astm_event *event,
                      "link session ended (%s) in the middle of a message, "
                      "which was dropped",
                      astm_event_name(event->kind));
-            note(upload, text, -1);
+            note(upload, text, -1, true);
         }
         astm_assembler_reset(&hair->assembler);
         reset_message(hair);
@@ -292,15 +295,15 @@ static int handle_event(struct hair_state *hair, const struct astm_event *event,
     case ASTM_EV_INTERRUPTED:
     case ASTM_EV_BUSY:
         snprintf(text, sizeof(text), "sending to the analyzer: %s", astm_event_name(event->kind));
-        note(upload, text, -1);
+        note(upload, text, -1, false);
         break;
     case ASTM_EV_DELIVERED:
-        note(upload, "message delivered to the analyzer", -1);
+        note(upload, "message delivered to the analyzer", -1, false);
         break;
     case ASTM_EV_SEND_FAILED:
         snprintf(text, sizeof(text), "sending to the analyzer failed: %s",
                  astm_error_name(event->error));
-        note(upload, text, -1);
+        note(upload, text, -1, true);
         break;
     default:
         break;
