@@ -160,10 +160,13 @@ static int send_frame(struct hair_run *r, int message, int number, const char *t
             return 0;
         }
         if (reply != ASTM_NAK) {
-            event("failed message=%d reason=%s", message,
-                  reply == ASTM_EOT   ? "eot"
-                  : reply == GOT_STOP ? "stop"
-                                      : "no reply");
+            const char *reason = "no-reply";
+            if (reply == ASTM_EOT) {
+                reason = "eot";
+            } else if (reply == GOT_STOP) {
+                reason = "stop";
+            }
+            event("failed message=%d reason=%s", message, reason);
             return -1;
         }
         event("nak message=%d number=%d", message, number % 8);
@@ -179,7 +182,7 @@ static int establish(struct hair_run *r, int message, bool contention)
     if (contention) {
         int byte = read_reply(r, r->scenario->reply_timeout_ms * 4);
         if (byte != ASTM_ENQ) {
-            event("failed message=%d reason=no host enq", message);
+            event("failed message=%d reason=no-host-enq", message);
             return -1;
         }
         write_bytes(r, "\x05", 1);
@@ -198,7 +201,7 @@ static int establish(struct hair_run *r, int message, bool contention)
         }
         read_reply(r, r->scenario->contention_retry_ms);
     }
-    event("failed message=%d reason=no reply", message);
+    event("failed message=%d reason=no-reply", message);
     return -1;
 }
 
@@ -232,7 +235,7 @@ static int send_session(struct hair_run *r, int message, const char *text, size_
 }
 
 /* Prints the host's answer to a query from its records. */
-static void report_answer(const char *records, size_t len)
+static void report_answer(const char *records, size_t len, const char *asked)
 {
     struct astm_delimiters delimiters;
     struct astm_record record;
@@ -267,7 +270,7 @@ static void report_answer(const char *records, size_t len)
     }
     astm_record_free(&record);
     if (no_info) {
-        event("no-order");
+        event("no-order barcode=%s", asked);
     } else {
         event("order barcode=%s subject=%s codes=%s", barcode, subject, codes);
     }
@@ -276,7 +279,7 @@ static void report_answer(const char *records, size_t len)
 /* Receives the host's answer to a query: one link session with the host
  * as sender. With the interrupt fault, the first frame gets EOT and the
  * host must send the whole answer again in a new link session. */
-static void receive_answer(struct hair_run *r, bool interrupt)
+static void receive_answer(struct hair_run *r, int message, const char *barcode, bool interrupt)
 {
     struct astm_config config;
     struct astm_link link;
@@ -291,7 +294,7 @@ static void receive_answer(struct hair_run *r, bool interrupt)
     while (!r->stopping) {
         int byte = read_byte(r, deadline);
         if (byte < 0) {
-            event("failed message=0 reason=no answer");
+            event("failed message=%d reason=no-answer", message);
             break;
         }
         uint8_t b = (uint8_t)byte;
@@ -313,7 +316,7 @@ static void receive_answer(struct hair_run *r, bool interrupt)
             text_len += ev.text_len;
         }
         if (ev.kind == ASTM_EV_PEER_ENDED && text_len > 0) {
-            report_answer(text, text_len);
+            report_answer(text, text_len, barcode);
             break;
         }
     }
@@ -333,7 +336,7 @@ static void send_message(struct hair_run *r, int number)
         size_t len = build_records(r->scenario, m, true, text, sizeof(text));
         if (send_session(r, number, text, len, HAIR_FAULT_NONE) == 0 &&
             m->fault != HAIR_FAULT_CONTENTION) {
-            receive_answer(r, m->fault == HAIR_FAULT_INTERRUPT);
+            receive_answer(r, number, m->barcode, m->fault == HAIR_FAULT_INTERRUPT);
         }
     }
     size_t len = build_records(r->scenario, m, false, text, sizeof(text));
@@ -352,7 +355,7 @@ static void send_message(struct hair_run *r, int number)
         }
     }
     if (m->query && m->fault == HAIR_FAULT_CONTENTION) {
-        receive_answer(r, false);
+        receive_answer(r, number, m->barcode, false);
     }
 }
 

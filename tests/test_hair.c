@@ -458,7 +458,7 @@ START_TEST(query_unknown_barcode)
 
     hair_start(&h, scenario, NULL);
     child_send(&h.sim, "send");
-    wait_event(&h, "no-order", NULL, 0);
+    wait_event(&h, "no-order barcode=HAIR-NOBODY", NULL, 0);
     wait_event(&h, "ack message=1", NULL, 0);
     ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM results WHERE subject_id IS NULL"), 1);
     hair_stop(&h);
@@ -502,7 +502,7 @@ START_TEST(unstored_message_not_acknowledged)
     ck_assert_int_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
     child_send(&h.sim, "send 1");
     wait_log(&h, "storing failed");
-    wait_event(&h, "failed message=1 reason=no reply", NULL, 0);
+    wait_event(&h, "failed message=1 reason=no-reply", NULL, 0);
     ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM results"), 0);
