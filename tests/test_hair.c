@@ -297,6 +297,29 @@ START_TEST(hair_correction_and_preliminary)
 }
 END_TEST
 
+/* Values in pg/mg are judged against the ng/mg cutoff exactly, and a
+ * censored value keeps its flag. */
+START_TEST(hair_pg_per_mg_and_censored)
+{
+    static const char scenario[] = SIM_DEVICE "[message.1]\nbarcode = " BARCODE "\n"
+                                              "unit = pg/mg\nMAMP = 200\nAMP = <199.9\n";
+    struct hair_rig h;
+
+    hair_start(&h, scenario, NULL);
+    child_send(&h.sim, "send");
+    wait_event(&h, "ack message=1", NULL, 0);
+    ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM result_analytes WHERE"
+                                      " analyte = 'methamphetamine' AND unit = 'pg/mg'"
+                                      " AND outcome = 'positive'"),
+                     1);
+    ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM result_analytes WHERE"
+                                      " analyte = 'amphetamine' AND under_range = 1"
+                                      " AND outcome = 'negative'"),
+                     1);
+    hair_stop(&h);
+}
+END_TEST
+
 /* Sends message 1 with a fault and checks that it is stored exactly once. */
 static void run_fault(const char *fault, const char *event, const char *extra_config,
                       struct hair_rig *h)
@@ -545,6 +568,7 @@ static Suite *hair_suite(void)
     tcase_add_test(flow, hair_unlinked_then_linked);
     tcase_add_test(flow, hair_correction_and_preliminary);
     tcase_add_test(flow, query_unknown_barcode);
+    tcase_add_test(flow, hair_pg_per_mg_and_censored);
     tcase_add_test(faults, fault_bad_checksum);
     tcase_add_test(faults, fault_wrong_frame_number);
     tcase_add_test(faults, fault_record_split);
