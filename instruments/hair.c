@@ -1,7 +1,7 @@
 /* The hair analyzer: ASTM E1381 frames and E1394 records on a termios port
- * (docs/hair-astm.md). The driver only reads the wire: it turns each
- * uploaded message into a driver_upload and leaves linking, mapping and
- * storage to the daemon. */
+ * (docs/hair-astm.md). The driver handles only the wire: it turns each
+ * uploaded message into a driver_upload, sends ACKs and queued messages,
+ * and leaves linking, mapping and storage to the daemon. */
 #include "instruments/driver.h"
 #include "instruments/serial_port.h"
 #include "protocol/astm_link.h"
