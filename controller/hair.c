@@ -54,17 +54,27 @@ static void read_row(const struct instrument_config *config, const struct driver
     }
 }
 
-/* Hashes what identifies a message's results of one status, so a message
- * sent again is recognised. */
-static void digest_rows(const struct driver_upload *upload, char status, char out[TSV_VERSION_HEX])
+/* Rows of a message that become one result: the same specimen (O.3), P.3
+ * and status. A message may carry several specimens, each after its own O
+ * record. */
+static bool same_group(const struct driver_upload_row *a, const struct driver_upload_row *b)
+{
+    return a->status == b->status && strcmp(a->specimen, b->specimen) == 0 &&
+           strcmp(a->subject_ref, b->subject_ref) == 0;
+}
+
+/* Hashes what identifies the results of one group, so a message sent
+ * again is recognised. */
+static void digest_rows(const struct driver_upload *upload, const struct driver_upload_row *group,
+                        char out[TSV_VERSION_HEX])
 {
     char text[DRIVER_MAX_UPLOAD_ROWS * 160 + 256];
-    size_t used = (size_t)snprintf(text, sizeof(text), "%s\n%s\n%c\n", upload->specimen,
-                                   upload->subject_ref, status);
+    size_t used = (size_t)snprintf(text, sizeof(text), "%s\n%s\n%c\n", group->specimen,
+                                   group->subject_ref, group->status);
 
     for (size_t i = 0; i < upload->count && used < sizeof(text); i++) {
         const struct driver_upload_row *row = &upload->rows[i];
-        if (row->status != status) {
+        if (!same_group(row, group)) {
             continue;
         }
         used += (size_t)snprintf(text + used, sizeof(text) - used, "%s|%s|%s|%s|%s\n", row->code,
@@ -73,13 +83,13 @@ static void digest_rows(const struct driver_upload *upload, char status, char ou
     tsv_sha256_hex(text, out);
 }
 
-/* Decides whom the upload belongs to. Returns NULL when it links to the
- * barcode's subject, or the reason it stays unlinked. */
-static const char *link_reason(struct daemon *daemon, const struct driver_upload *upload,
+/* Decides whom a group of results belongs to. Returns NULL when it links
+ * to the barcode's subject, or the reason it stays unlinked. */
+static const char *link_reason(struct daemon *daemon, const struct driver_upload_row *group,
                                struct specimen_row *specimen)
 {
     static char reason[96];
-    int found = db_specimen_by_barcode(daemon->db, upload->specimen, specimen);
+    int found = db_specimen_by_barcode(daemon->db, group->specimen, specimen);
 
     if (found <= 0) {
         return "unknown barcode";
@@ -88,7 +98,7 @@ static const char *link_reason(struct daemon *daemon, const struct driver_upload
         snprintf(reason, sizeof(reason), "barcode of a specimen of matrix %s", specimen->matrix);
         return reason;
     }
-    if (upload->subject_ref[0] != '\0' && strcmp(upload->subject_ref, specimen->subject_id) != 0) {
+    if (group->subject_ref[0] != '\0' && strcmp(group->subject_ref, specimen->subject_id) != 0) {
         return "P.3 does not match the subject of the barcode";
     }
     return NULL;
@@ -134,10 +144,11 @@ static const char *reported_time(const char *completed, const char *zone, const 
     return out;
 }
 
-/* Stores the R records of one status. Returns 1 when stored, 0 when this
- * message was stored before, -1 on error. */
-static int store_status(struct daemon *daemon, struct instrument *inst,
-                        const struct driver_upload *upload, char status, char id[RECORD_ID_SIZE])
+/* Stores the R records of one group as one result. Returns 1 when stored,
+ * 0 when this message was stored before, -1 on error. */
+static int store_group(struct daemon *daemon, struct instrument *inst,
+                       const struct driver_upload *upload, const struct driver_upload_row *group,
+                       char id[RECORD_ID_SIZE])
 {
     struct driver_analyte analytes[DRIVER_MAX_UPLOAD_ROWS];
     struct specimen_row specimen;
@@ -148,27 +159,27 @@ static int store_status(struct daemon *daemon, struct instrument *inst,
     const char *serial = inst->config->id;
     size_t count = 0;
 
-    digest_rows(upload, status, digest);
+    digest_rows(upload, group, digest);
     int seen = db_hair_seen(daemon->db, inst->config->id, digest);
     if (seen != 0) {
         return seen < 0 ? -1 : 0;
     }
     for (size_t i = 0; i < upload->count; i++) {
-        if (upload->rows[i].status == status) {
+        if (same_group(&upload->rows[i], group)) {
             read_row(inst->config, &upload->rows[i], &analytes[count++]);
             reported_text =
                 reported_time(upload->rows[i].completed, zone, daemon->config.timezone, reported);
             serial = upload->rows[i].instrument[0] ? upload->rows[i].instrument : serial;
         }
     }
-    const char *unlinked = link_reason(daemon, upload, &specimen);
+    const char *unlinked = link_reason(daemon, group, &specimen);
     struct hair_result_in in = {
         .instrument = inst->config->id,
         .serial = serial,
         .digest = digest,
-        .barcode = upload->specimen,
-        .subject_ref = upload->subject_ref,
-        .status = status_name(status),
+        .barcode = group->specimen,
+        .subject_ref = group->subject_ref,
+        .status = status_name(group->status),
         .tier = strcmp(inst->config->method, "lc-ms/ms") == 0 ? "confirm" : "screen",
         .reported = reported_text,
         .timezone = daemon->config.timezone,
@@ -184,31 +195,38 @@ static int store_status(struct daemon *daemon, struct instrument *inst,
         return -1;
     }
     log_msg(LOG_NOTICE, "%s: message %u: %s result %s stored for barcode %s%s%s", inst->config->id,
-            upload->number, in.status, id, upload->specimen, unlinked ? ", unlinked: " : "",
+            upload->number, in.status, id, group->specimen, unlinked ? ", unlinked: " : "",
             unlinked ? unlinked : "");
     return 1;
 }
 
-/* Stores every status group of the message in one transaction. */
+/* Reports whether a row before index belongs to the same group as it. */
+static bool group_seen_before(const struct driver_upload *upload, size_t index)
+{
+    for (size_t i = 0; i < index; i++) {
+        if (same_group(&upload->rows[i], &upload->rows[index])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Stores every group of the message, in the order the groups first
+ * appear, in one transaction. */
 static int store_upload(struct daemon *daemon, struct instrument *inst,
                         const struct driver_upload *upload, int *stored)
 {
-    static const char statuses[] = {'F', 'C', 'P'};
     char id[RECORD_ID_SIZE];
 
     *stored = 0;
     if (db_begin(daemon->db) != 0) {
         return -1;
     }
-    for (size_t s = 0; s < sizeof(statuses); s++) {
-        bool present = false;
-        for (size_t i = 0; i < upload->count; i++) {
-            present = present || upload->rows[i].status == statuses[s];
-        }
-        if (!present) {
+    for (size_t i = 0; i < upload->count; i++) {
+        if (group_seen_before(upload, i)) {
             continue;
         }
-        int result = store_status(daemon, inst, upload, statuses[s], id);
+        int result = store_group(daemon, inst, upload, &upload->rows[i], id);
         if (result < 0) {
             db_rollback(daemon->db);
             return -1;

@@ -88,21 +88,24 @@ enum driver_upload_kind {
     UPLOAD_NOTE,    /* a link event worth logging: a NAK, a timer, contention */
 };
 
-/* One R record as sent. */
+/* One R record as sent, with the specimen and P.3 of the O and P records
+ * before it. */
 struct driver_upload_row {
-    char code[32];       /* R.3, component 4: the analyte code */
-    char value[32];      /* R.4 */
-    char unit[12];       /* R.5 */
-    char status;         /* R.9: 'F', 'C', 'P', or 0 when empty */
-    char completed[16];  /* R.13, YYYYMMDDhhmmss in the analyzer's zone */
-    char instrument[32]; /* R.14 */
+    char specimen[64];    /* O.3 */
+    char subject_ref[64]; /* P.3, empty when absent */
+    char code[32];        /* R.3, component 4: the analyte code */
+    char value[32];       /* R.4 */
+    char unit[12];        /* R.5 */
+    char status;          /* R.9: 'F', 'C', 'P', or 0 when empty */
+    char completed[16];   /* R.13, YYYYMMDDhhmmss in the analyzer's zone */
+    char instrument[32];  /* R.14 */
 };
 
 struct driver_upload {
     enum driver_upload_kind kind;
     uint32_t number;      /* counts messages on this line; release names it */
-    char specimen[64];    /* O.3, or the specimen a Q record asks for */
-    char subject_ref[64]; /* P.3, empty when absent */
+    char specimen[64];    /* the last O.3, or the specimen a Q record asks for */
+    char subject_ref[64]; /* the last P.3, empty when absent */
     char note[DRIVER_ERR_SIZE];
     bool note_error; /* the note reports lost or rejected data */
     size_t skipped;  /* R records beyond DRIVER_MAX_UPLOAD_ROWS */

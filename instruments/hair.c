@@ -144,6 +144,8 @@ static void take_result_record(struct hair_state *hair)
         return;
     }
     struct driver_upload_row *row = &m->rows[m->count++];
+    snprintf(row->specimen, sizeof(row->specimen), "%s", m->specimen);
+    snprintf(row->subject_ref, sizeof(row->subject_ref), "%s", m->subject_ref);
     copy_component(&hair->record, 3, 4, row->code, sizeof(row->code));
     copy_component(&hair->record, 4, 1, row->value, sizeof(row->value));
     copy_component(&hair->record, 5, 1, row->unit, sizeof(row->unit));
@@ -168,9 +170,10 @@ static void take_record(struct hair_state *hair, const char *text, size_t len)
     case 'P':
         copy_component(&hair->record, 3, 1, hair->message.subject_ref,
                        sizeof(hair->message.subject_ref));
+        /* A new patient starts without a specimen until its O record. */
+        hair->message.specimen[0] = '\0';
         break;
     case 'O':
-        /* TODO: a message with several O records is stored under the last one. */
         copy_component(&hair->record, 3, 1, hair->message.specimen, sizeof(hair->message.specimen));
         hair->has_order = true;
         break;

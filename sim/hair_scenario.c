@@ -74,6 +74,10 @@ static int message_key(struct scenario_parser *p, const char *section, struct ha
         ok = text_key(value, m->barcode, sizeof(m->barcode)) && value[0] != '\0';
     } else if (strcmp(name, "subject") == 0) {
         ok = text_key(value, m->subject, sizeof(m->subject));
+    } else if (strcmp(name, "second_barcode") == 0) {
+        ok = text_key(value, m->second_barcode, sizeof(m->second_barcode)) && value[0] != '\0';
+    } else if (strcmp(name, "second_subject") == 0) {
+        ok = text_key(value, m->second_subject, sizeof(m->second_subject));
     } else if (strcmp(name, "query") == 0) {
         ok = strcmp(value, "yes") == 0 || strcmp(value, "no") == 0;
         m->query = strcmp(value, "yes") == 0;

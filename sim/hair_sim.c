@@ -106,6 +106,22 @@ static int read_reply(struct hair_run *r, int timeout_ms)
     }
 }
 
+/* Appends one P and O block with the message's R records. */
+static size_t append_specimen(const struct hair_scenario *s, const struct hair_message *m,
+                              int patient, const char *subject, const char *barcode, char *out,
+                              size_t size)
+{
+    size_t used = (size_t)snprintf(out, size, "P|%d|%s\rO|1|%s||^^^HAIR-PANEL|R||||||||||hair\r",
+                                   patient, subject, barcode);
+
+    for (size_t i = 0; i < m->code_count && used < size; i++) {
+        used +=
+            (size_t)snprintf(out + used, size - used, "R|%zu|^^^%s|%s|%s||||%c||||%s|%s\r", i + 1,
+                             m->codes[i], m->values[i], m->unit, m->status, m->completed, s->id);
+    }
+    return used;
+}
+
 static size_t build_records(const struct hair_scenario *s, const struct hair_message *m, bool query,
                             char *out, size_t size)
 {
@@ -117,13 +133,10 @@ static size_t build_records(const struct hair_scenario *s, const struct hair_mes
             (size_t)snprintf(out + used, size - used, "Q|1|^%s||ALL||||||||O\rL|1|N\r", m->barcode);
         return used;
     }
-    used +=
-        (size_t)snprintf(out + used, size - used, "P|1|%s\rO|1|%s||^^^HAIR-PANEL|R||||||||||hair\r",
-                         m->subject, m->barcode);
-    for (size_t i = 0; i < m->code_count && used < size; i++) {
+    used += append_specimen(s, m, 1, m->subject, m->barcode, out + used, size - used);
+    if (m->second_barcode[0] != '\0' && used < size) {
         used +=
-            (size_t)snprintf(out + used, size - used, "R|%zu|^^^%s|%s|%s||||%c||||%s|%s\r", i + 1,
-                             m->codes[i], m->values[i], m->unit, m->status, m->completed, s->id);
+            append_specimen(s, m, 2, m->second_subject, m->second_barcode, out + used, size - used);
     }
     used += (size_t)snprintf(out + used, size - used, "L|1|N\r");
     return used;

@@ -26,6 +26,8 @@ struct hair_message {
     bool defined;
     char barcode[64];
     char subject[64];
+    char second_barcode[64]; /* a second P and O block with the same R records, or empty */
+    char second_subject[64];
     bool query;
     char status;
     char unit[12];

@@ -297,6 +297,38 @@ START_TEST(hair_correction_and_preliminary)
 }
 END_TEST
 
+/* A message with two specimens, each after its own P and O records,
+ * links each result to its own barcode's subject. */
+START_TEST(hair_two_specimens_one_message)
+{
+    static const char scenario[] = SIM_DEVICE "[message.1]\nbarcode = " BARCODE "\n"
+                                              "second_barcode = HAIR-0002\nMAMP = 1.250\n";
+    struct hair_rig h;
+    char first[64];
+    char second[64];
+
+    hair_start(&h, scenario, NULL);
+    client_ok(&h.rig, "subject", "add", SUBJECT_B, NULL);
+    client_ok(&h.rig, "specimen", "add", "--subject", SUBJECT_B, "--barcode", "HAIR-0002",
+              "--matrix", "hair", NULL);
+    child_send(&h.sim, "send");
+    wait_event(&h, "ack message=1", NULL, 0);
+
+    ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM results"), 2);
+    db_text(&h.rig,
+            "SELECT s.number FROM results r JOIN subjects s ON s.id = r.subject_id"
+            " WHERE r.barcode = '" BARCODE "'",
+            first, sizeof(first));
+    ck_assert_str_eq(first, SUBJECT_A);
+    db_text(&h.rig,
+            "SELECT s.number FROM results r JOIN subjects s ON s.id = r.subject_id"
+            " WHERE r.barcode = 'HAIR-0002'",
+            second, sizeof(second));
+    ck_assert_str_eq(second, SUBJECT_B);
+    hair_stop(&h);
+}
+END_TEST
+
 /* Values in pg/mg are judged against the ng/mg cutoff exactly, and a
  * censored value keeps its flag. */
 START_TEST(hair_pg_per_mg_and_censored)
@@ -569,6 +601,7 @@ static Suite *hair_suite(void)
     tcase_add_test(flow, hair_correction_and_preliminary);
     tcase_add_test(flow, query_unknown_barcode);
     tcase_add_test(flow, hair_pg_per_mg_and_censored);
+    tcase_add_test(flow, hair_two_specimens_one_message);
     tcase_add_test(faults, fault_bad_checksum);
     tcase_add_test(faults, fault_wrong_frame_number);
     tcase_add_test(faults, fault_record_split);
