@@ -78,8 +78,9 @@ struct driver_result {
     struct driver_breath breath;
 };
 
-/* Messages of analyzers that upload on their own (ASTM). */
-#define DRIVER_MAX_UPLOAD_ROWS 32
+/* Messages of analyzers that upload on their own (ASTM). A row limit of
+ * 256 R records a message fits about 20 specimens of a 12-analyte panel. */
+#define DRIVER_MAX_UPLOAD_ROWS 256
 
 enum driver_upload_kind {
     UPLOAD_NONE,    /* nothing complete yet */
