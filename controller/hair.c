@@ -303,10 +303,11 @@ static void answer_query(struct daemon *daemon, struct instrument *inst,
     } else {
         snprintf(answer, sizeof(answer), "H|\\^&|||toxlab\rL|1|I\r");
     }
-    log_msg(LOG_NOTICE, "%s: query for barcode %s answered %s", inst->config->id, upload->specimen,
+    log_msg(LOG_NOTICE, "%s: query for barcode %s: replied %s", inst->config->id, upload->specimen,
             found == 1 ? "with its order" : "with no information");
     if (line_send_message(&inst->line, answer) != 0) {
-        log_msg(LOG_ERR, "%s: the answer to the query for %s was dropped: queue full",
+        log_msg(LOG_ERR,
+                "%s: the reply to the query for %s was dropped because the send queue is full",
                 inst->config->id, upload->specimen);
     }
 }

@@ -85,7 +85,7 @@ struct driver_result {
 enum driver_upload_kind {
     UPLOAD_NONE,    /* nothing complete yet */
     UPLOAD_RESULTS, /* one specimen's results; its final ACK waits for release */
-    UPLOAD_QUERY,   /* the analyzer asks for a specimen's order (already acknowledged) */
+    UPLOAD_QUERY,   /* the analyzer requests a specimen's order (already acknowledged) */
     UPLOAD_NOTE,    /* a link event worth logging: a NAK, a timer, contention */
 };
 
@@ -105,7 +105,7 @@ struct driver_upload_row {
 struct driver_upload {
     enum driver_upload_kind kind;
     uint32_t number;      /* counts messages on this line; release names it */
-    char specimen[64];    /* the last O.3, or the specimen a Q record asks for */
+    char specimen[64];    /* the last O.3, or the specimen a Q record requests */
     char subject_ref[64]; /* the last P.3, empty when absent */
     char note[DRIVER_ERR_SIZE];
     bool note_error; /* the note reports lost or rejected data */

@@ -203,8 +203,8 @@ static int write_out(struct hair_state *hair, const struct astm_event *event, ch
                              now_ms() + hair->config->astm_reply_timeout_ms, err, size);
 }
 
-/* Fills upload with a note to log; number is a frame number, or -1. An
- * error note says the link lost or rejected data. */
+/* Fills upload with a note to log. number is a frame number, or -1. An
+ * error note reports lost or rejected data. */
 static void note(struct driver_upload *upload, const char *text, int number, bool error)
 {
     upload->kind = UPLOAD_NOTE;

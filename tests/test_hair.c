@@ -217,6 +217,12 @@ START_TEST(hair_released_confirmation)
     assert_contains(history, "laboratory results");
     assert_contains(history, id);
     free(history);
+
+    /* The hair analyzer uploads on its own: it takes no test start. */
+    char *start = client_output(&h, 1, "test", "start", "--subject", SUBJECT_A, "--instrument",
+                                "hair-1", NULL);
+    assert_contains(start, "uploads laboratory results on its own and runs no tests");
+    free(start);
     hair_stop(&h);
 }
 END_TEST
@@ -448,7 +454,7 @@ START_TEST(fault_duplicate_message)
 }
 END_TEST
 
-/* A query asks for the order; the answer names the subject and the codes. */
+/* Checks the reply to a query: the order names the subject and the codes. */
 static void check_order(struct hair_rig *h)
 {
     char line[256];
@@ -544,7 +550,7 @@ START_TEST(locked_port_busy_then_online)
 END_TEST
 
 /* A message that could not be stored is not acknowledged, so the analyzer
- * keeps it; sent again once the database is free, it is stored once. */
+ * keeps it. Sent again once the database is free, it is stored once. */
 START_TEST(unstored_message_not_acknowledged)
 {
     static const char scenario[] = "[device]\nreply_timeout_ms = 500\n[message.1]\n"
