@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +35,7 @@ struct hair_rig {
     struct rig rig;
     struct child sim;
     char pty[128];
+    const char *roles; /* [daemon] socket_group and [roles] lines, or NULL for the test's gid */
 };
 
 static void write_hair_config(struct hair_rig *h, const char *extra)
@@ -40,18 +43,21 @@ static void write_hair_config(struct hair_rig *h, const char *extra)
     char text[4096];
     char thresholds[512];
     char rules[512];
+    char roles[256];
     unsigned gid = (unsigned)getgid();
 
     snprintf(thresholds, sizeof(thresholds), "%s/etc/thresholds.tsv",
              harness_program("TOXLAB_SOURCE_DIR"));
     snprintf(rules, sizeof(rules), "%s/etc/rules.tsv", harness_program("TOXLAB_SOURCE_DIR"));
+    snprintf(roles, sizeof(roles),
+             "socket_group = %u\n\n[roles]\nofficer = %u\nanalyst = %u\nclerk = %u\n", gid, gid,
+             gid, gid);
     snprintf(text, sizeof(text),
-             "[daemon]\nlab_id = TEST1\ndatabase = %s\nsocket = %s\nsocket_group = %u\n"
-             "thresholds = %s\nrules = %s\nbusy_timeout_ms = 50\n\n[roles]\nofficer = %u\nanalyst "
-             "= %u\nclerk = %u\n\n"
-             "[instrument.hair-1]\ndriver = hair\ndevice = %s\nmethod = lc-ms/ms\n"
+             "[daemon]\nlab_id = TEST1\ndatabase = %s\nsocket = %s\nthresholds = %s\n"
+             "rules = %s\nbusy_timeout_ms = 50\n%s\n[instrument.hair-1]\ndriver = hair\n"
+             "device = %s\nmethod = lc-ms/ms\n"
              "analytes = MAMP=methamphetamine, AMP=amphetamine\nretry_ms = 50\n%s%s",
-             h->rig.database, h->rig.socket, gid, thresholds, rules, gid, gid, gid, h->pty,
+             h->rig.database, h->rig.socket, thresholds, rules, h->roles ? h->roles : roles, h->pty,
              FAST_TIMERS, extra ? extra : "");
     harness_write_file(rig_file(&h->rig, "toxlab.conf"), text);
 }
@@ -596,6 +602,75 @@ START_TEST(resend_after_restart)
 }
 END_TEST
 
+/* Runs the client as uid with the given groups (the first is the primary
+ * one) and returns its exit status; its output goes to the rig's folder. */
+static int client_as(struct hair_rig *h, uid_t uid, const gid_t *groups, size_t count,
+                     const char *result_id)
+{
+    char output[600];
+
+    snprintf(output, sizeof(output), "%s/client-as-%u.log", h->rig.dir,
+             (unsigned)groups[count - 1]);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(output, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0 ||
+            setgroups(count, groups) != 0 || setgid(groups[0]) != 0 || setuid(uid) != 0) {
+            _exit(125);
+        }
+        char *argv[] = {(char *)harness_program("TOXLAB"),
+                        "-s",
+                        h->rig.socket,
+                        "result",
+                        "release",
+                        (char *)result_id,
+                        NULL};
+        execv(argv[0], argv);
+        _exit(126);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* Only an analyst may release a laboratory result: a peer that holds only
+ * the clerk role is rejected, and the same peer with the analyst's group
+ * added succeeds. */
+START_TEST(release_needs_analyst)
+{
+    static const char roles[] = "socket_group = 4242\n\n[roles]\nclerk = 4242\n"
+                                "analyst = 4243\nofficer = 0\n";
+    static const gid_t clerk[] = {4242};
+    static const gid_t analyst[] = {4242, 4243};
+    struct hair_rig h;
+    char id[64];
+
+    if (geteuid() != 0) {
+        /* NOTE: changing to another uid and groups needs root, so as another
+         * user this case checks nothing. */
+        return;
+    }
+    hair_start_sim(&h, one_message, NULL);
+    h.roles = roles;
+    write_hair_config(&h, NULL);
+    ck_assert_int_eq(chmod(h.rig.dir, 0711), 0);
+    rig_launch_daemon(&h.rig);
+    hair_register(&h);
+    child_send(&h.sim, "send");
+    wait_event(&h, "ack message=1", NULL, 0);
+    newest_result(&h, id, sizeof(id));
+
+    ck_assert_int_ne(client_as(&h, 65534, clerk, 1, id), 0);
+    wait_log(&h, "result.release rejected: roles clerk");
+    ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM result_releases"), 0);
+    ck_assert_int_eq(client_as(&h, 65534, analyst, 2, id), 0);
+    ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM result_releases"), 1);
+    hair_stop(&h);
+}
+END_TEST
+
 static Suite *hair_suite(void)
 {
     Suite *suite = suite_create("hair");
@@ -608,6 +683,7 @@ static Suite *hair_suite(void)
     tcase_add_test(flow, query_unknown_barcode);
     tcase_add_test(flow, hair_pg_per_mg_and_censored);
     tcase_add_test(flow, hair_two_specimens_one_message);
+    tcase_add_test(flow, release_needs_analyst);
     tcase_add_test(faults, fault_bad_checksum);
     tcase_add_test(faults, fault_wrong_frame_number);
     tcase_add_test(faults, fault_record_split);
