@@ -219,8 +219,10 @@ static int establish(struct hair_run *r, int message, bool contention)
 }
 
 /* Sends text as one message in one link session. Returns 0 once the host
- * acknowledged the final frame. */
-static int send_session(struct hair_run *r, int message, const char *text, size_t len, int fault)
+ * acknowledged the final frame, which prints `ack` for results and
+ * `queried` for a query. */
+static int send_session(struct hair_run *r, int message, const char *text, size_t len, int fault,
+                        bool query)
 {
     size_t chunk =
         fault == HAIR_FAULT_SPLIT || fault == HAIR_FAULT_SILENCE ? SPLIT_FRAME_TEXT : 240;
@@ -242,7 +244,7 @@ static int send_session(struct hair_run *r, int message, const char *text, size_
             return -1;
         }
     }
-    event("ack message=%d", message);
+    event("%s message=%d", query ? "queried" : "ack", message);
     write_bytes(r, "\x04", 1);
     return 0;
 }
@@ -347,7 +349,7 @@ static void send_message(struct hair_run *r, int number)
     }
     if (m->query) {
         size_t len = build_records(r->scenario, m, true, text, sizeof(text));
-        if (send_session(r, number, text, len, HAIR_FAULT_NONE) == 0 &&
+        if (send_session(r, number, text, len, HAIR_FAULT_NONE, true) == 0 &&
             m->fault != HAIR_FAULT_CONTENTION) {
             receive_answer(r, number, m->barcode, m->fault == HAIR_FAULT_INTERRUPT);
         }
@@ -357,7 +359,7 @@ static void send_message(struct hair_run *r, int number)
     for (int i = 0; i < sends && !r->stopping; i++) {
         int fault = m->fault;
         /* A silent message is sent again whole, as an analyzer does after its timer. */
-        while (send_session(r, number, text, len, fault) != 0 && !r->stopping) {
+        while (send_session(r, number, text, len, fault, false) != 0 && !r->stopping) {
             if (fault != HAIR_FAULT_SILENCE) {
                 return;
             }
