@@ -485,6 +485,7 @@ static void run_query_fault(const char *fault, const char *event, const char *ex
              fault);
     hair_start(h, scenario, extra);
     child_send(&h->sim, "send");
+    wait_event(h, "queried message=1", NULL, 0);
     wait_event(h, event, NULL, 0);
 }
 
@@ -525,6 +526,7 @@ START_TEST(query_unknown_barcode)
 
     hair_start(&h, scenario, NULL);
     child_send(&h.sim, "send");
+    wait_event(&h, "queried message=1", NULL, 0);
     wait_event(&h, "no-order barcode=HAIR-NOBODY", NULL, 0);
     wait_event(&h, "ack message=1", NULL, 0);
     ck_assert_int_eq(db_count(&h.rig, "SELECT count(*) FROM results WHERE subject_id IS NULL"), 1);
