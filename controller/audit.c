@@ -10,14 +10,25 @@
 
 /* Tables whose changes are recorded. Each keeps its rowid, so an entry
  * names the row by rowid and the check can find it again. */
-static const char *const audited_tables[] = {"subjects",         "stops",
-                                             "specimens",        "tests",
-                                             "threshold_sets",   "results",
-                                             "result_analytes",  "decisions",
-                                             "stop_notes",       "result_releases",
-                                             "rule_sets",        "statuses",
-                                             "licences",         "licence_decisions",
-                                             "decision_reviews", NULL};
+static const char *const audited_tables[] = {"subjects",
+                                             "stops",
+                                             "specimens",
+                                             "tests",
+                                             "threshold_sets",
+                                             "results",
+                                             "result_analytes",
+                                             "decisions",
+                                             "stop_notes",
+                                             "result_releases",
+                                             "rule_sets",
+                                             "statuses",
+                                             "licences",
+                                             "licence_decisions",
+                                             "decision_reviews",
+                                             "hair_segments",
+                                             "astm_results",
+                                             "result_links",
+                                             NULL};
 
 static const char audit_schema[] =
     "CREATE TABLE IF NOT EXISTS audit ("

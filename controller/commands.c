@@ -5,6 +5,7 @@
 
 #include "controller/audit.h"
 #include "controller/db.h"
+#include "controller/hair.h"
 #include "controller/roles.h"
 
 #include <stdbool.h>
@@ -33,8 +34,14 @@ static const struct {
 } commands[] = {
     {"subject.add", cmd_subject_add, "subject:s", OFFICER | CLERK, false},
     {"subject.show", cmd_subject_show, "subject:s", OFFICER | ANALYST | CLERK | SUPERVISOR, false},
-    {"specimen.add", cmd_specimen_add, "subject:s barcode:s matrix:s stop:s collected:s",
+    {"specimen.add", cmd_specimen_add,
+     "subject:s barcode:s matrix:s stop:s collected:s segment_length:s segment_position:s",
      OFFICER | ANALYST, false},
+    {"specimen.show", cmd_specimen_show, "barcode:s", OFFICER | ANALYST | CLERK | SUPERVISOR,
+     false},
+    {"result.unlinked", cmd_result_unlinked, "", ANALYST, false},
+    {"result.link", cmd_result_link, "result:s barcode:s reason:s", ANALYST, false},
+    {"result.release", cmd_result_release, "result:s", ANALYST, false},
     {"test.start", cmd_test_start, "subject:s instruments:a specimen:s driving:b watch:b", OFFICER,
      false},
     {"test.watch", cmd_test_watch, "test:s", OFFICER | ANALYST | SUPERVISOR, true},

@@ -63,6 +63,13 @@ static void instrument_defaults(struct instrument_config *inst, const char *id)
     inst->retry_max_ms = 30000;
     inst->grace_period_ms = 120000;
     inst->offline_after_failures = 3;
+    inst->astm_reply_timeout_ms = 15000;
+    inst->astm_frame_timeout_ms = 30000;
+    inst->astm_busy_retry_ms = 10000;
+    inst->astm_contention_retry_ms = 20000;
+    inst->astm_interrupt_retry_ms = 15000;
+    inst->astm_send_frame_text = 240;
+    inst->astm_max_frame_text = 16384;
 }
 
 static int parse_int(const char *value, int min, int max, int *out)
@@ -168,6 +175,18 @@ static int set_instrument_key(struct instrument_config *inst, const char *key, c
         {"grace_period_ms", offsetof(struct instrument_config, grace_period_ms), 1, 86400000},
         {"offline_after_failures", offsetof(struct instrument_config, offline_after_failures), 1,
          1000},
+        {"astm_reply_timeout_ms", offsetof(struct instrument_config, astm_reply_timeout_ms), 1,
+         600000},
+        {"astm_frame_timeout_ms", offsetof(struct instrument_config, astm_frame_timeout_ms), 1,
+         600000},
+        {"astm_busy_retry_ms", offsetof(struct instrument_config, astm_busy_retry_ms), 1, 600000},
+        {"astm_contention_retry_ms", offsetof(struct instrument_config, astm_contention_retry_ms),
+         1, 600000},
+        {"astm_interrupt_retry_ms", offsetof(struct instrument_config, astm_interrupt_retry_ms), 1,
+         600000},
+        {"astm_send_frame_text", offsetof(struct instrument_config, astm_send_frame_text), 16, 240},
+        {"astm_max_frame_text", offsetof(struct instrument_config, astm_max_frame_text), 240,
+         1048576},
     };
 
     if (strcmp(key, "driver") == 0) {
@@ -177,7 +196,21 @@ static int set_instrument_key(struct instrument_config *inst, const char *key, c
         return set_text(inst->device, sizeof(inst->device), value);
     }
     if (strcmp(key, "parity") == 0) {
+        inst->framing_set = true;
         return set_parity(inst, value);
+    }
+    if (strcmp(key, "baud") == 0) {
+        inst->framing_set = true;
+    }
+    if (strcmp(key, "method") == 0) {
+        bool known = strcmp(value, "lc-ms/ms") == 0 || strcmp(value, "immunoassay") == 0;
+        return known ? set_text(inst->method, sizeof(inst->method), value) : -1;
+    }
+    if (strcmp(key, "analytes") == 0) {
+        return set_text(inst->analytes, sizeof(inst->analytes), value);
+    }
+    if (strcmp(key, "timezone") == 0) {
+        return set_text(inst->timezone, sizeof(inst->timezone), value);
     }
     for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
         if (strcmp(key, numbers[i].key) == 0) {
@@ -435,6 +468,8 @@ static bool known_timezone(const char *zone)
     return access(path, R_OK) == 0;
 }
 
+static int validate_hair(const struct instrument_config *inst, char *err, size_t err_size);
+
 int config_validate(const struct config *config, char *err, size_t err_size)
 {
     if (!known_timezone(config->timezone)) {
@@ -468,11 +503,106 @@ int config_validate(const struct config *config, char *err, size_t err_size)
             snprintf(err, err_size, "[instrument.%s]: missing key 'device'", inst->id);
             return -1;
         }
+        if (strcmp(inst->driver, "hair") == 0 && validate_hair(inst, err, err_size) != 0) {
+            return -1;
+        }
         if (inst->retry_max_ms < inst->retry_ms) {
             snprintf(err, err_size, "[instrument.%s]: retry_max_ms is less than retry_ms",
                      inst->id);
             return -1;
         }
+    }
+    return 0;
+}
+
+/* Finds the next CODE=analyte pair of an analytes map from *cursor on.
+ * Returns false at the end or on a pair without '='. */
+static bool next_analyte_pair(const char **cursor, char *code, size_t code_size, char *name,
+                              size_t name_size)
+{
+    const char *p = *cursor;
+
+    while (*p == ' ' || *p == ',') {
+        p++;
+    }
+    if (*p == '\0') {
+        return false;
+    }
+    size_t pair_len = strcspn(p, ",");
+    const char *equals = memchr(p, '=', pair_len);
+    if (equals == NULL) {
+        return false;
+    }
+    size_t code_len = (size_t)(equals - p);
+    size_t name_len = pair_len - code_len - 1;
+    while (code_len > 0 && p[code_len - 1] == ' ') {
+        code_len--;
+    }
+    while (name_len > 0 && equals[1] == ' ') {
+        equals++;
+        name_len--;
+    }
+    while (name_len > 0 && equals[name_len] == ' ') {
+        name_len--;
+    }
+    if (code_len == 0 || name_len == 0 || code_len >= code_size || name_len >= name_size) {
+        return false;
+    }
+    snprintf(code, code_size, "%.*s", (int)code_len, p);
+    snprintf(name, name_size, "%.*s", (int)name_len, equals + 1);
+    *cursor = p + pair_len;
+    return true;
+}
+
+bool config_map_analyte(const struct instrument_config *inst, const char *code, char *name,
+                        size_t size)
+{
+    const char *cursor = inst->analytes;
+    char pair_code[32];
+    char pair_name[32];
+
+    while (next_analyte_pair(&cursor, pair_code, sizeof(pair_code), pair_name, sizeof(pair_name))) {
+        if (strcmp(pair_code, code) == 0) {
+            snprintf(name, size, "%s", pair_name);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Checks the keys only the hair driver reads: its method sets the tier, and
+ * every pair of its analytes map must parse. */
+static int validate_hair(const struct instrument_config *inst, char *err, size_t err_size)
+{
+    const char *cursor = inst->analytes;
+    char code[32];
+    char name[32];
+    size_t pairs = 0;
+
+    if (inst->method[0] == '\0') {
+        snprintf(err, err_size,
+                 "[instrument.%s]: missing key 'method' (lc-ms/ms for confirm tier, immunoassay "
+                 "for screen tier)",
+                 inst->id);
+        return -1;
+    }
+    while (next_analyte_pair(&cursor, code, sizeof(code), name, sizeof(name))) {
+        pairs++;
+    }
+    while (*cursor == ' ' || *cursor == ',') {
+        cursor++;
+    }
+    if (pairs == 0 || *cursor != '\0') {
+        snprintf(err, err_size,
+                 "[instrument.%s]: analytes: invalid pair near '%.40s' (expected CODE=analyte, "
+                 "comma-separated)",
+                 inst->id, cursor);
+        return -1;
+    }
+    if (inst->timezone[0] != '\0' && !known_timezone(inst->timezone)) {
+        snprintf(err, err_size, "[instrument.%s]: timezone '%s' is not in /usr/share/zoneinfo",
+                 inst->id, inst->timezone);
+        return -1;
     }
     return 0;
 }

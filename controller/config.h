@@ -6,6 +6,7 @@
 #include "controller/roles.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,19 @@ struct instrument_config {
     int retry_max_ms; /* the backoff doubles up to this */
     int grace_period_ms;
     int offline_after_failures; /* failed requests in a row that close the port */
+    bool framing_set;           /* baud or parity was configured, not defaulted */
+
+    /* ASTM analyzers (hair): E1381 timers in milliseconds, the standard's by default. */
+    int astm_reply_timeout_ms;
+    int astm_frame_timeout_ms;
+    int astm_busy_retry_ms;
+    int astm_contention_retry_ms;
+    int astm_interrupt_retry_ms;
+    int astm_send_frame_text;
+    int astm_max_frame_text;
+    char method[16];    /* "lc-ms/ms" or "immunoassay" */
+    char analytes[512]; /* CODE=analyte pairs, comma-separated */
+    char timezone[64];  /* of the analyzer's clock; empty for the daemon's */
 };
 
 /* Blood-sample triggers, as bits of alcohol_config.blood_on. */
@@ -78,6 +92,11 @@ int config_override(struct config *config, const char *assignment, char *err, si
 
 /* Checks values that depend on each other. Returns 0, or -1 with err set. */
 int config_validate(const struct config *config, char *err, size_t err_size);
+
+/* Looks up an analyte code in an instrument's `analytes` map and copies
+ * its analyte name into name. Returns false when the code has no entry. */
+bool config_map_analyte(const struct instrument_config *inst, const char *code, char *name,
+                        size_t size);
 
 const struct instrument_config *config_find_instrument(const struct config *config, const char *id);
 

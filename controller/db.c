@@ -1,6 +1,7 @@
 #include "controller/db.h"
 
 #include "controller/audit.h"
+#include "controller/db_hair.h"
 #include "controller/db_internal.h"
 #include "controller/db_licence.h"
 #include "controller/engine.h"
@@ -277,7 +278,7 @@ int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size
                          " PRAGMA foreign_keys=ON;") != 0 ||
         check_schema_version(*db, err, err_size) != 0 || db_exec_sql(*db, schema) != 0 ||
         db_exec_sql(*db, schema_version_sql) != 0 || add_append_only_triggers(*db) != 0 ||
-        audit_install(*db, err, err_size) != 0) {
+        db_hair_schema(*db) != 0 || audit_install(*db, err, err_size) != 0) {
         char reason[300];
         snprintf(reason, sizeof(reason), "%s", err[0] ? err : sqlite3_errmsg(*db));
         snprintf(err, err_size, "%s: cannot set up the database: %s", path, reason);
@@ -1369,6 +1370,7 @@ json_t *db_subject_json(sqlite3 *db, const char *subject_id, bool with_history)
                 stops, db_stop_json);
     json_object_set_new(obj, "specimens", specimens);
     json_object_set_new(obj, "stops", stops);
+    json_object_set_new(obj, "laboratory_results", db_hair_subject_results_json(db, subject_id));
     return obj;
 }
 

@@ -241,16 +241,19 @@ static json_t *evidence_result_json(sqlite3 *db, sqlite3_stmt *stmt)
 static json_t *evidence_results(sqlite3 *db, const char *subject_id, const char *stop_id)
 {
     static const char sql[] =
-        "SELECT r.id, r.matrix, r.tier, r.status, r.supersedes, r.collected_date,"
+        "SELECT r.id, r.matrix, r.tier, r.status, r.supersedes,"
+        " COALESCE(NULLIF(r.collected_date, 0), sp.collected_date),"
         " COALESCE(sp.barcode, r.barcode),"
         " COALESCE(st.driving, 0),"
         " (SELECT MIN(created) FROM result_releases rr WHERE rr.result_id = r.id),"
         " r.laboratory, r.report_number"
         " FROM results r LEFT JOIN tests t ON t.id = r.test_id"
-        " LEFT JOIN specimens sp ON sp.id = r.specimen_id"
+        " LEFT JOIN result_links rl ON rl.result_id = r.id"
+        " LEFT JOIN specimens sp ON sp.id = COALESCE(r.specimen_id, rl.specimen_id)"
         " LEFT JOIN stops st ON st.id = COALESCE(t.stop_id, sp.stop_id)"
         " WHERE r.breath_outcome IS NULL AND r.invalid_reason IS NULL"
-        " AND (?1 IS NULL OR r.subject_id = ?1) AND (?2 IS NULL OR t.stop_id = ?2)"
+        " AND (?1 IS NULL OR COALESCE(r.subject_id, rl.subject_id) = ?1)"
+        " AND (?2 IS NULL OR t.stop_id = ?2)"
         " ORDER BY r.rowid";
     sqlite3_stmt *stmt = db_prepare(db, sql);
     json_t *list = json_array();

@@ -498,12 +498,123 @@ static bool take_reconnect(struct line *line)
     return requested;
 }
 
+static void wake_line(struct line *line)
+{
+    uint64_t one = 1;
+
+    if (line->wake_fd >= 0 && write(line->wake_fd, &one, sizeof(one)) < 0) {
+        log_msg(LOG_ERR, "%s: waking the line failed: %s", line->config->id, strerror(errno));
+    }
+}
+
+/* Runs the releases and sends the loop queued, in order. */
+static void run_upload_commands(struct line *line)
+{
+    uint32_t releases[LINE_QUEUE_MAX];
+    char *sends[LINE_QUEUE_MAX];
+    size_t release_count, send_count;
+    uint64_t count;
+    char err[DRIVER_ERR_SIZE];
+
+    if (read(line->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN) {
+        log_msg(LOG_ERR, "%s: reading the wake counter failed: %s", line->config->id,
+                strerror(errno));
+    }
+    pthread_mutex_lock(&line->lock);
+    release_count = line->release_count;
+    send_count = line->send_count;
+    memcpy(releases, line->releases, release_count * sizeof(releases[0]));
+    memcpy(sends, line->sends, send_count * sizeof(sends[0]));
+    line->release_count = line->send_count = 0;
+    pthread_mutex_unlock(&line->lock);
+
+    for (size_t i = 0; i < release_count; i++) {
+        if (line->online &&
+            line->ops->release(line->driver_state, releases[i], err, sizeof(err)) != DRIVER_OK) {
+            post_message(line, LINE_LINK_NOTE, DRIVER_TIMEOUT, err);
+        }
+    }
+    for (size_t i = 0; i < send_count; i++) {
+        if (!line->online) {
+            post_message(line, LINE_LINK_NOTE, DRIVER_IO,
+                         "an answer was dropped because the analyzer went offline");
+        } else if (line->ops->send_message(line->driver_state, sends[i], strlen(sends[i]), err,
+                                           sizeof(err)) != DRIVER_OK) {
+            post_message(line, LINE_LINK_NOTE, DRIVER_IO, err);
+        }
+        free(sends[i]);
+    }
+}
+
+/* Receives for up to one poll interval and posts what came in. */
+static void receive_uploads(struct line *line)
+{
+    char err[DRIVER_ERR_SIZE];
+    struct driver_upload *upload = calloc(1, sizeof(*upload));
+
+    if (upload == NULL) {
+        log_msg(LOG_CRIT, "%s: out of memory for an upload", line->config->id);
+        abort();
+    }
+    int status = line->ops->receive(line->driver_state, line->wake_fd,
+                                    line->config->poll_interval_ms, upload, err, sizeof(err));
+    if (status != DRIVER_OK) {
+        free(upload);
+        close_port(line);
+        post_message(line, LINE_OFFLINE, status, err);
+        return;
+    }
+    if (upload->kind == UPLOAD_NOTE) {
+        post_message(line, LINE_LINK_NOTE, upload->note_error ? DRIVER_CORRUPT : DRIVER_OK,
+                     upload->note);
+    }
+    if (upload->kind != UPLOAD_RESULTS && upload->kind != UPLOAD_QUERY) {
+        free(upload);
+        return;
+    }
+    struct line_event *event = event_new(line, LINE_UPLOAD);
+    event->upload = upload;
+    event_post(event);
+}
+
+/* The loop of an analyzer that uploads on its own (ASTM): it reads the port
+ * all the time and runs commands as they come, instead of polling. */
+static void upload_main(struct line *line)
+{
+    while (true) {
+        if (take_reconnect(line)) {
+            line->backoff_ms = line->config->retry_ms;
+        }
+        if (!line->online && !connect_port(line)) {
+            int delay = line->backoff_ms;
+            line->backoff_ms = line->backoff_ms * 2 > line->config->retry_max_ms
+                                   ? line->config->retry_max_ms
+                                   : line->backoff_ms * 2;
+            if (!line_wait(line, delay, false)) {
+                return;
+            }
+            continue;
+        }
+        run_upload_commands(line);
+        receive_uploads(line);
+        pthread_mutex_lock(&line->lock);
+        bool stopping = line->stopping;
+        pthread_mutex_unlock(&line->lock);
+        if (stopping) {
+            return;
+        }
+    }
+}
+
 static void *line_main(void *arg)
 {
     struct line *line = arg;
 
     line->backoff_ms = line->config->retry_ms;
-    while (true) {
+    if (line->ops->receive != NULL) {
+        upload_main(line);
+    }
+    while (line->ops->receive == NULL) {
         if (take_reconnect(line)) {
             /* The device path appeared: an offline line tries it at once. */
             line->backoff_ms = line->config->retry_ms;
@@ -545,6 +656,10 @@ int line_start(struct line *line, const struct instrument_config *config,
     memset(line, 0, sizeof(*line));
     line->config = config;
     line->ops = ops;
+    line->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (line->wake_fd < 0) {
+        return -1;
+    }
     pthread_mutex_init(&line->lock, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -588,9 +703,41 @@ void line_command(struct line *line, enum line_command_kind kind, uint32_t host_
     case LINE_CMD_RECONNECT:
         line->reconnect_requested = true;
         break;
+    case LINE_CMD_RELEASE:
+        if (line->release_count == LINE_QUEUE_MAX) {
+            /* The analyzer's reply timer ends the message first; it sends it again. */
+            log_msg(LOG_WARNING, "%s: release queue full; message %u is not acknowledged",
+                    line->config->id, host_test_id);
+            break;
+        }
+        line->releases[line->release_count++] = host_test_id;
+        break;
     }
     pthread_cond_broadcast(&line->wake);
     pthread_mutex_unlock(&line->lock);
+    wake_line(line);
+}
+
+int line_send_message(struct line *line, const char *text)
+{
+    char *copy = strdup(text);
+    int status = -1;
+
+    if (copy == NULL) {
+        return -1;
+    }
+    pthread_mutex_lock(&line->lock);
+    if (line->send_count < LINE_QUEUE_MAX) {
+        line->sends[line->send_count++] = copy;
+        status = 0;
+    }
+    pthread_mutex_unlock(&line->lock);
+    if (status != 0) {
+        free(copy);
+        return status;
+    }
+    wake_line(line);
+    return 0;
 }
 
 void line_request_stop(struct line *line)
@@ -602,6 +749,7 @@ void line_request_stop(struct line *line)
     line->stopping = true;
     pthread_cond_broadcast(&line->wake);
     pthread_mutex_unlock(&line->lock);
+    wake_line(line);
 }
 
 void line_stop(struct line *line, const struct timespec *deadline)
@@ -614,6 +762,9 @@ void line_stop(struct line *line, const struct timespec *deadline)
     pthread_mutex_lock(&line->lock);
     line->stopping = true;
     pthread_cond_broadcast(&line->wake);
+    pthread_mutex_unlock(&line->lock);
+    wake_line(line);
+    pthread_mutex_lock(&line->lock);
     while (!line->exited) {
         if (pthread_cond_timedwait(&line->wake, &line->lock, deadline) == ETIMEDOUT) {
             break;
@@ -623,6 +774,10 @@ void line_stop(struct line *line, const struct timespec *deadline)
     pthread_mutex_unlock(&line->lock);
     if (exited) {
         pthread_join(line->thread, NULL);
+        for (size_t i = 0; i < line->send_count; i++) {
+            free(line->sends[i]);
+        }
+        close(line->wake_fd);
     } else {
         log_msg(LOG_WARNING, "%s: line thread still busy in a driver call at exit",
                 line->config->id);

@@ -25,6 +25,8 @@ enum line_event_kind {
     LINE_ACKNOWLEDGED, /* the analyzer accepted the acknowledge command */
     LINE_ALIVE,        /* an idle analyzer replied to its status poll */
     LINE_FOUND,        /* an idle analyzer still runs a test or keeps its result */
+    LINE_UPLOAD,       /* an ASTM message: results (release after commit) or a query */
+    LINE_LINK_NOTE,    /* an ASTM link event to log; status is not DRIVER_OK for errors */
 };
 
 struct line_event {
@@ -37,7 +39,11 @@ struct line_event {
     struct driver_identity identity;
     struct driver_progress progress;
     struct driver_result result;
+    struct driver_upload *upload; /* LINE_UPLOAD; freed with the event */
 };
+
+/* Commands queued for an uploading line: releases and messages to send. */
+#define LINE_QUEUE_MAX 16
 
 enum line_command_kind {
     LINE_CMD_START,
@@ -47,6 +53,7 @@ enum line_command_kind {
     LINE_CMD_REREAD,    /* storing failed: read the result again */
     LINE_CMD_ADOPT,     /* poll a test found on the analyzer as the active one */
     LINE_CMD_RECONNECT, /* the device path appeared: an offline line retries at once */
+    LINE_CMD_RELEASE,   /* an upload committed: send its held final ACK */
 };
 
 struct line {
@@ -73,6 +80,11 @@ struct line {
     uint32_t forget_id;
     uint32_t reread_id;
     uint32_t adopt_id;
+    uint32_t releases[LINE_QUEUE_MAX]; /* upload numbers to release, oldest first */
+    size_t release_count;
+    char *sends[LINE_QUEUE_MAX]; /* messages to send, malloc'd */
+    size_t send_count;
+    int wake_fd; /* eventfd written with each command, so a blocked receive returns */
 
     /* Owned by the line thread. */
     void *driver_state;
@@ -95,6 +107,10 @@ struct line_event *line_events_take(void); /* the whole queue, oldest first */
 int line_start(struct line *line, const struct instrument_config *config,
                const struct driver_ops *ops);
 void line_command(struct line *line, enum line_command_kind kind, uint32_t host_test_id);
+
+/* Queues a message (records ending in CR) for an uploading line to send.
+ * Returns 0, or -1 when the queue is full. */
+int line_send_message(struct line *line, const char *text);
 
 /* Asks the thread to stop without waiting, so that several lines stop
  * together. */

@@ -5,6 +5,7 @@
 
 #include "controller/commands.h"
 #include "controller/db.h"
+#include "controller/hair.h"
 #include "controller/timefmt.h"
 #include "protocol/subject_id.h"
 
@@ -134,6 +135,9 @@ json_t *cmd_specimen_add(const struct request *req)
     if (error == NULL) {
         error = check_specimen_args(req, barcode, matrix, &collected_ms);
     }
+    if (error == NULL) {
+        error = hair_check_segment(req, matrix);
+    }
     if (error != NULL) {
         return error;
     }
@@ -157,7 +161,7 @@ json_t *cmd_specimen_add(const struct request *req)
          db_stop_create(daemon->db, daemon->config.lab_id, subject_id, false, stop_id) != 0) ||
         db_specimen_add(daemon->db, daemon->config.lab_id, subject_id, barcode, matrix, stop_id,
                         collected_ms, id) != 0 ||
-        db_commit(daemon->db) != 0) {
+        hair_store_segment(req, id) != 0 || db_commit(daemon->db) != 0) {
         return req_storage_failure(req, "the specimen");
     }
     log_msg(LOG_INFO, "specimen %s (%s) registered as %s in stop %s", barcode, matrix, id, stop_id);
@@ -195,6 +199,12 @@ static json_t *pick_instruments(const struct request *req, struct instrument **p
             if (picked[i] == inst) {
                 return req_fail(req, PROTO_INVALID_ARGUMENT, "instrument %s is named twice", name);
             }
+        }
+        if (inst->ops->receive != NULL) {
+            return req_fail(req, PROTO_INVALID_ARGUMENT,
+                            "instrument %s uploads laboratory results on its own and runs no "
+                            "tests; register a specimen with its barcode instead",
+                            name);
         }
         if (!inst->online) {
             return req_fail(req, PROTO_INSTRUMENT_OFFLINE, "instrument %s is offline: %s", name,
@@ -952,6 +962,17 @@ static void handle_line_event(struct daemon *daemon, struct line_event *event)
         break;
     case LINE_FOUND:
         handle_found_test(daemon, inst, &event->progress);
+        break;
+    case LINE_UPLOAD:
+        note_contact(inst);
+        hair_handle_upload(daemon, inst, event->upload);
+        break;
+    case LINE_LINK_NOTE:
+        if (event->status != DRIVER_OK) {
+            note_error(daemon, inst, event->message);
+        } else {
+            log_msg(LOG_INFO, "%s: %s", inst->config->id, event->message);
+        }
         break;
     case LINE_ACKNOWLEDGED:
         log_msg(LOG_DEBUG, "%s: result of host test ID 0x%08X acknowledged", inst->config->id,

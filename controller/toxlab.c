@@ -11,6 +11,7 @@
 #include "controller/toxlab_cli.h"
 #include "controller/toxlab_audit.h"
 #include "controller/toxlab_decode.h"
+#include "controller/toxlab_lab.h"
 #include "controller/toxlab_licence.h"
 #include "controller/toxlab_report.h"
 #include "protocol/client_proto.h"
@@ -1281,6 +1282,8 @@ static int parse_specimen_add(const struct command *command, int argc, char **ar
         {"matrix", required_argument, NULL, 'm'},
         {"stop", required_argument, NULL, 's'},
         {"collected", required_argument, NULL, 'c'},
+        {"segment-length", required_argument, NULL, 'L'},
+        {"segment-position", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1300,8 +1303,11 @@ static int parse_specimen_add(const struct command *command, int argc, char **ar
             return option_error(command, result, argv);
         }
         snprintf(label, sizeof(label), "--%s", long_options[index].name);
-        if (set_argument(command, request->args, long_options[index].name, label, optarg) !=
-            CONTINUE) {
+        const char *key = long_options[index].name;
+        if (result == 'L' || result == 'P') {
+            key = result == 'L' ? "segment_length" : "segment_position";
+        }
+        if (set_argument(command, request->args, key, label, optarg) != CONTINUE) {
             return STATUS_USAGE;
         }
     }
@@ -1470,17 +1476,73 @@ static const struct command commands[] = {
         .group = "specimen",
         .name = "add",
         .cmd = "specimen.add",
-        .synopsis = "--subject S --barcode B --matrix M [--stop ID] [--collected TIME]",
+        .synopsis = "--subject S --barcode B --matrix M [--stop ID] [--collected TIME]\n"
+                    "       [--segment-length CM] [--segment-position TEXT]",
         .summary = "Register a specimen of subject S. Without --stop the specimen opens a\n"
                    "stop of its own.",
         .option_help = "      --subject S        the subject, [type:]number\n"
                        "      --barcode B        the specimen's barcode\n"
                        "      --matrix M         oral-fluid, hair, blood, urine or breath\n"
                        "      --stop ID          attach the specimen to this stop\n"
-                       "      --collected TIME   collection time, RFC 3339 (default: now)\n",
+                       "      --collected TIME   collection time, RFC 3339 (default: now)\n"
+                       "      --segment-length CM      hair only: segment length in cm\n"
+                       "      --segment-position TEXT  hair only: where the segment was cut\n",
         .parse = parse_specimen_add,
         .run = run_request,
         .print = print_specimen_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "specimen",
+        .name = "show",
+        .cmd = "specimen.show",
+        .synopsis = "BARCODE",
+        .summary = "Show a specimen with its hair segment and its laboratory results.",
+        .argument = "barcode",
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_lab_specimen_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "result",
+        .name = "unlinked",
+        .cmd = "result.unlinked",
+        .synopsis = "",
+        .summary = "List the laboratory results that no subject owns, with the reason\n"
+                   "(analyst).",
+        .options = no_options,
+        .parse = parse_options,
+        .run = run_request,
+        .print = print_unlinked_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "result",
+        .name = "link",
+        .cmd = "result.link",
+        .synopsis = "RESULT --barcode B --reason TEXT",
+        .summary = "Link an unlinked laboratory result to the subject of hair specimen B\n"
+                   "(analyst). The link is a row of its own with the reason.",
+        .option_help = "      --barcode B        the hair specimen the result belongs to\n"
+                       "      --reason TEXT      why the link is right\n",
+        .argument = "result",
+        .options = result_link_options,
+        .parse = parse_options,
+        .run = run_request,
+        .print = print_lab_result_response,
+        .timeout_ms = RESPONSE_TIMEOUT_MS,
+    },
+    {
+        .group = "result",
+        .name = "release",
+        .cmd = "result.release",
+        .synopsis = "RESULT",
+        .summary = "Release a reviewed laboratory result as evidence (analyst).",
+        .argument = "result",
+        .parse = parse_positional,
+        .run = run_request,
+        .print = print_lab_result_response,
         .timeout_ms = RESPONSE_TIMEOUT_MS,
     },
     {

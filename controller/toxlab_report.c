@@ -2,6 +2,8 @@
  * result, subjects, specimens and instruments. docs/cli.md shows each one. */
 #include "controller/toxlab_report.h"
 
+#include "controller/toxlab_lab.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -679,6 +681,7 @@ void print_subject_response(const json_t *response)
     print_label("created", get_string(subject, "created"));
     print_specimen_rows(subject_list(response, "specimens"));
     print_stop_rows(subject_list(response, "stops"));
+    print_lab_result_rows(subject_list(response, "laboratory_results"));
 }
 
 void print_specimen_response(const json_t *response)

@@ -303,6 +303,7 @@ static void drain_line_events(struct daemon *daemon)
     while (event != NULL) {
         struct line_event *next = event->next;
         stops_handle_event(daemon, event);
+        free(event->upload);
         free(event);
         event = next;
     }

@@ -78,6 +78,42 @@ struct driver_result {
     struct driver_breath breath;
 };
 
+/* Messages of analyzers that upload on their own (ASTM). A row limit of
+ * 256 R records a message fits about 20 specimens of a 12-analyte panel. */
+#define DRIVER_MAX_UPLOAD_ROWS 256
+
+enum driver_upload_kind {
+    UPLOAD_NONE,    /* nothing complete yet */
+    UPLOAD_RESULTS, /* one specimen's results; its final ACK waits for release */
+    UPLOAD_QUERY,   /* the analyzer requests a specimen's order (already acknowledged) */
+    UPLOAD_NOTE,    /* a link event worth logging: a NAK, a timer, contention */
+};
+
+/* One R record as sent, with the specimen and P.3 of the O and P records
+ * before it. */
+struct driver_upload_row {
+    char specimen[64];    /* O.3 */
+    char subject_ref[64]; /* P.3, empty when absent */
+    char code[32];        /* R.3, component 4: the analyte code */
+    char value[32];       /* R.4 */
+    char unit[12];        /* R.5 */
+    char status;          /* R.9: 'F', 'C', 'P', or 0 when empty */
+    char completed[16];   /* R.13, YYYYMMDDhhmmss in the analyzer's zone */
+    char instrument[32];  /* R.14 */
+};
+
+struct driver_upload {
+    enum driver_upload_kind kind;
+    uint32_t number;      /* counts messages on this line; release names it */
+    char specimen[64];    /* the last O.3, or the specimen a Q record requests */
+    char subject_ref[64]; /* the last P.3, empty when absent */
+    char note[DRIVER_ERR_SIZE];
+    bool note_error; /* the note reports lost or rejected data */
+    size_t skipped;  /* R records beyond DRIVER_MAX_UPLOAD_ROWS */
+    size_t count;
+    struct driver_upload_row rows[DRIVER_MAX_UPLOAD_ROWS];
+};
+
 struct driver_ops {
     const char *name;
     const char *specimen_matrix; /* matrix of the specimen it takes, NULL for none */
@@ -95,6 +131,17 @@ struct driver_ops {
     int (*acknowledge)(void *state, uint32_t host_test_id, char *err, size_t size);
     int (*abort)(void *state, uint32_t host_test_id, char *err, size_t size);
     void (*close)(void *state);
+
+    /* Analyzers that upload on their own set these three; polled ones leave
+     * them NULL. receive runs the link for up to wait_ms, returning early
+     * when wake_fd becomes readable or a message is complete. */
+    int (*receive)(void *state, int wake_fd, int wait_ms, struct driver_upload *upload, char *err,
+                   size_t size);
+    /* Sends the held final ACK of message `number`; call only after its
+     * results committed. */
+    int (*release)(void *state, uint32_t number, char *err, size_t size);
+    /* Queues records (each ending in CR) to send in a link session of ours. */
+    int (*send_message)(void *state, const char *text, size_t len, char *err, size_t size);
 };
 
 /* Returns the driver named `name` from the table in drivers.c, or NULL. */

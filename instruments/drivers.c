@@ -5,11 +5,13 @@
 
 extern const struct driver_ops saliva_driver;
 extern const struct driver_ops breath_driver;
+extern const struct driver_ops hair_driver;
 
 /* Every driver the daemon can run, by its configuration name. */
 static const struct driver_ops *const drivers[] = {
     &saliva_driver,
     &breath_driver,
+    &hair_driver,
 };
 
 const struct driver_ops *driver_find(const char *name)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "sim/breath_sim.h"
+#include "sim/hair_sim.h"
 #include "sim/pty.h"
 #include "sim/saliva_sim.h"
 #include "sim/sim_kind.h"
@@ -25,6 +26,7 @@
 static const struct sim_kind *const kinds[] = {
     &saliva_sim_kind,
     &breath_sim_kind,
+    &hair_sim_kind,
 };
 
 struct options {

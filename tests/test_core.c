@@ -569,6 +569,49 @@ START_TEST(config_rejects_unknown_timezone)
 }
 END_TEST
 
+/* The hair driver needs a method and a map of analyte codes that parses. */
+START_TEST(config_hair_instrument)
+{
+    struct config config;
+    char err[768];
+    char name[32];
+
+    config_defaults(&config);
+    ck_assert_int_eq(config_override(&config, "instrument.hair-1.driver=hair", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(
+        config_override(&config, "instrument.hair-1.device=/dev/null", err, sizeof(err)), 0);
+    ck_assert_int_ne(config_validate(&config, err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(strstr(err, "missing key 'method'"));
+    ck_assert_int_ne(config_override(&config, "instrument.hair-1.method=gc-ms", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(
+        config_override(&config, "instrument.hair-1.method=lc-ms/ms", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_override(&config, "instrument.hair-1.analytes=MAMP methamphetamine",
+                                     err, sizeof(err)),
+                     0);
+    ck_assert_int_ne(config_validate(&config, err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(strstr(err, "analytes: invalid pair"));
+    ck_assert_int_eq(
+        config_override(&config,
+                        "instrument.hair-1.analytes= MAMP = methamphetamine ,AMP=amphetamine", err,
+                        sizeof(err)),
+        0);
+    ck_assert_msg(config_validate(&config, err, sizeof(err)) == 0, "%s", err);
+
+    const struct instrument_config *hair = config_find_instrument(&config, "hair-1");
+    ck_assert_ptr_nonnull(hair);
+    ck_assert(config_map_analyte(hair, "MAMP", name, sizeof(name)));
+    ck_assert_str_eq(name, "methamphetamine");
+    ck_assert(config_map_analyte(hair, "AMP", name, sizeof(name)));
+    ck_assert_str_eq(name, "amphetamine");
+    ck_assert(!config_map_analyte(hair, "THC", name, sizeof(name)));
+    ck_assert(!config_map_analyte(hair, "MAM", name, sizeof(name)));
+    ck_assert_int_eq(hair->astm_frame_timeout_ms, 30000);
+    ck_assert_int_eq(hair->astm_reply_timeout_ms, 15000);
+}
+END_TEST
+
 START_TEST(device_text_cleaned)
 {
     char text[] = "A\nZ toxlabd notice: fake\xff";
@@ -791,6 +834,7 @@ static Suite *core_suite(void)
     tcase_add_test(numbers, date_parse_checks_calendar);
     tcase_add_test(judging, alcohol_blood_equivalent_exact);
     tcase_add_test(configs, config_alcohol_section);
+    tcase_add_test(configs, config_hair_instrument);
     tcase_add_test(configs, config_alcohol_source_required);
     tcase_add_test(configs, config_rejects_unknown_timezone);
     tcase_add_test(configs, device_text_cleaned);
