@@ -5,7 +5,7 @@ _toxlab()
     local cur prev words cword
     _init_completion || return
 
-    local commands="subject specimen test stop instruments id status licence decision thresholds import audit backup decode help"
+    local commands="subject specimen result test stop instruments id status licence decision thresholds import audit backup decode help"
     local command="" sub="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
@@ -54,9 +54,17 @@ _toxlab()
     subject) [[ -z $sub ]] && COMPREPLY=($(compgen -W "add show" -- "$cur")) ;;
     specimen)
         if [[ -z $sub ]]; then
-            COMPREPLY=($(compgen -W "add" -- "$cur"))
-        else
-            COMPREPLY=($(compgen -W "--subject --barcode --matrix --stop --collected" -- "$cur"))
+            COMPREPLY=($(compgen -W "add show" -- "$cur"))
+        elif [[ $sub == add ]]; then
+            COMPREPLY=($(compgen -W "--subject --barcode --matrix --stop --collected
+                --segment-length --segment-position" -- "$cur"))
+        fi
+        ;;
+    result)
+        if [[ -z $sub ]]; then
+            COMPREPLY=($(compgen -W "unlinked link release" -- "$cur"))
+        elif [[ $sub == link ]]; then
+            COMPREPLY=($(compgen -W "--barcode --reason" -- "$cur"))
         fi
         ;;
     test)
