@@ -118,7 +118,8 @@ json_t *cmd_backup(const struct request *req)
     if (mkdir(daemon->config.backup_folder, 0700) != 0 && errno != EEXIST) {
         log_msg(LOG_ERR, "backup: cannot create %s: %s", daemon->config.backup_folder,
                 strerror(errno));
-        return req_fail(req, PROTO_STORAGE, "cannot create the backup folder %s: %s",
+        return req_fail(req, PROTO_STORAGE,
+                        "cannot create the backup folder %s (daemon.backup_folder): %s",
                         daemon->config.backup_folder, strerror(errno));
     }
     time_format_utc(time_realtime_ms(), stamp);

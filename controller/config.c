@@ -1,6 +1,7 @@
 #include "controller/config.h"
 
 #include "protocol/decimal.h"
+#include "version.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -26,8 +27,8 @@ void config_defaults(struct config *config)
     snprintf(config->database, sizeof(config->database), "/var/lib/toxlab/toxlab.db");
     snprintf(config->socket_path, sizeof(config->socket_path), "/run/toxlab/toxlab.sock");
     snprintf(config->socket_group, sizeof(config->socket_group), "toxlab-users");
-    snprintf(config->thresholds, sizeof(config->thresholds), "/etc/toxlab/thresholds.tsv");
-    snprintf(config->rules, sizeof(config->rules), "/etc/toxlab/rules.tsv");
+    snprintf(config->thresholds, sizeof(config->thresholds), "%s", TOXLAB_SYSCONFDIR "/thresholds.tsv");
+    snprintf(config->rules, sizeof(config->rules), "%s", TOXLAB_SYSCONFDIR "/rules.tsv");
     snprintf(config->timezone, sizeof(config->timezone), "Asia/Shanghai");
     for (int i = 0; i < ROLE_COUNT; i++) {
         snprintf(config->role_groups[i], sizeof(config->role_groups[i]), "toxlab-%s", role_name(i));

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define IMPORT_MAX_ROWS 500
 #define IMPORT_MAX_ERRORS 10
@@ -309,6 +310,11 @@ static void link_subject(sqlite3 *db, const json_t *obj, size_t index, struct im
     char err[160];
 
     row->barcode = member_string(json_object_get(obj, "specimen"), "barcode");
+    if (row->barcode != NULL && !barcode_is_valid(row->barcode)) {
+        add_error(errors, obj, index,
+                  "specimen.barcode: use 1 to 63 letters, digits, '-', '_' or '.'");
+        return;
+    }
     if (subject_text != NULL) {
         if (subject_id_parse(subject_text, today, &row->subject, err, sizeof(err)) != 0) {
             add_error(errors, obj, index, "subject: %s", err);
@@ -461,6 +467,32 @@ static void check_supersedes(sqlite3 *db, const json_t *obj, size_t index,
     }
 }
 
+/* Two rows naming one new barcode name one specimen: same subject, matrix
+ * and collection date. */
+static void check_new_barcodes(const json_t *list, const struct import_row *rows, size_t count,
+                               struct import_errors *errors)
+{
+    for (size_t i = 0; i < count; i++) {
+        const struct import_row *a = &rows[i];
+        for (size_t j = 0; a->barcode != NULL && a->specimen_id[0] == '\0' && j < i; j++) {
+            const struct import_row *b = &rows[j];
+            if (b->barcode == NULL || strcmp(a->barcode, b->barcode) != 0) {
+                continue;
+            }
+            if (strcmp(a->subject.number, b->subject.number) != 0 ||
+                strcmp(a->subject.type, b->subject.type) != 0 || a->matrix == NULL ||
+                b->matrix == NULL || strcmp(a->matrix, b->matrix) != 0 ||
+                a->collected != b->collected) {
+                add_error(errors, json_array_get(list, i), i,
+                          "specimen.barcode: %.63s names another subject, matrix or collection "
+                          "date in an earlier result of this import",
+                          a->barcode);
+            }
+            break;
+        }
+    }
+}
+
 /* Rejects a report that appears twice in one import (as two results). */
 static void check_repeated_reports(const json_t *list, const struct import_row *rows, size_t count,
                                    struct import_errors *errors)
@@ -493,6 +525,34 @@ static json_t *import_failed(const struct request *req, const struct import_erro
     return proto_error_response(req->id, PROTO_INVALID_ARGUMENT, message);
 }
 
+/* Registers a barcode the import names for the first time as a specimen
+ * of its own stop, so that a later import or analyzer result with the same
+ * barcode finds it (and must agree with it). */
+static int register_specimen(struct daemon *daemon, struct import_row *row)
+{
+    struct specimen_row found;
+    char stop_id[RECORD_ID_SIZE];
+
+    if (row->barcode == NULL || row->specimen_id[0] != '\0') {
+        return 0;
+    }
+    int status = db_specimen_by_barcode(daemon->db, row->barcode, &found);
+    if (status != 0) {
+        snprintf(row->specimen_id, sizeof(row->specimen_id), "%s", found.id);
+        return status < 0 ? -1 : 0;
+    }
+    /* The laboratory gives a date; noon local time stands for the day. */
+    struct tm day = {.tm_year = row->collected / 10000 - 1900,
+                     .tm_mon = row->collected / 100 % 100 - 1,
+                     .tm_mday = row->collected % 100,
+                     .tm_hour = 12,
+                     .tm_isdst = -1};
+    int64_t collected_ms = (int64_t)mktime(&day) * 1000;
+    return db_stop_create(daemon->db, daemon->config.lab_id, row->subject_id, false, stop_id) ||
+           db_specimen_add(daemon->db, daemon->config.lab_id, row->subject_id, row->barcode,
+                           row->matrix, stop_id, collected_ms, row->specimen_id);
+}
+
 /* Stores the checked rows in one transaction. Returns the IDs, or NULL. */
 static json_t *store_rows(const struct request *req, struct import_row *rows, size_t count)
 {
@@ -509,6 +569,7 @@ static json_t *store_rows(const struct request *req, struct import_row *rows, si
         struct import_row *row = &rows[i];
         if ((row->new_subject && db_subject_add(daemon->db, daemon->config.lab_id, &row->subject,
                                                 row->subject_id, &existed) != 0) ||
+            register_specimen(daemon, row) != 0 ||
             insert_import(daemon->db, daemon->config.lab_id, row, daemon,
                           (unsigned)req->client->uid, id) != 0) {
             json_decref(ids);
@@ -559,6 +620,7 @@ json_t *cmd_import(const struct request *req)
         check_duplicate(req->daemon->db, obj, i, &rows[i], &errors);
     }
     check_repeated_reports(list, rows, count, &errors);
+    check_new_barcodes(list, rows, count, &errors);
     if (errors.count > 0) {
         free(rows);
         return import_failed(req, &errors);

@@ -92,9 +92,10 @@ static void log_instrument_changes(const struct config *current, const struct co
 static void log_version_change(const char *what, const char *label, const char *old_version,
                                const char *new_version)
 {
-    if (strcmp(old_version, new_version) != 0) {
+    /* At start-up there is no set in force; toxlabd logs the set it loads. */
+    if (old_version[0] != '\0' && strcmp(old_version, new_version) != 0) {
         log_msg(LOG_NOTICE, "%s '%s' version %.12s replaces version %.12s", what, label,
-                new_version, old_version[0] ? old_version : "(none)");
+                new_version, old_version);
     }
 }
 

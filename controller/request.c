@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 json_t *req_fail(const struct request *req, enum proto_error code, const char *fmt, ...)
 {
@@ -85,4 +86,20 @@ bool text_has_control(const char *text)
         }
     }
     return false;
+}
+
+bool barcode_is_valid(const char *barcode)
+{
+    size_t len = strlen(barcode);
+
+    if (len == 0 || len > 63) {
+        return false;
+    }
+    for (const char *p = barcode; *p; p++) {
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.')) {
+            return false;
+        }
+    }
+    return true;
 }

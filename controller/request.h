@@ -41,6 +41,9 @@ json_t *req_find_subject(const struct request *req, struct subject_id *subject,
  * could forge lines or hide text in a report. */
 bool text_has_control(const char *text);
 
+/* Reports whether a barcode has 1 to 63 letters, digits, '-', '_' or '.'. */
+bool barcode_is_valid(const char *barcode);
+
 /* Returns today's date (YYYYMMDD) in the configured zone. */
 int req_today(void);
 

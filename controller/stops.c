@@ -74,29 +74,13 @@ static bool valid_matrix(const char *matrix)
     return false;
 }
 
-static bool valid_barcode(const char *barcode)
-{
-    size_t len = strlen(barcode);
-
-    if (len == 0 || len > 63) {
-        return false;
-    }
-    for (const char *p = barcode; *p; p++) {
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_' || *p == '.')) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Checks the specimen arguments; returns NULL or the error response. */
 static json_t *check_specimen_args(const struct request *req, const char *barcode,
                                    const char *matrix, int64_t *collected_ms)
 {
     const char *collected = req_string(req, "collected");
 
-    if (barcode == NULL || !valid_barcode(barcode)) {
+    if (barcode == NULL || !barcode_is_valid(barcode)) {
         return req_fail(req, PROTO_INVALID_ARGUMENT,
                         "invalid or missing barcode: use 1 to 63 letters, digits, '-', '_' or '.'");
     }
@@ -797,12 +781,12 @@ static void handle_online(struct instrument *inst, const struct driver_identity 
     inst->online = true;
     inst->identity = *identity;
     note_contact(inst);
-    log_msg(LOG_NOTICE,
-            "%s: online: %s serial %s firmware %s, calibrated %s, cartridge lot %s "
-            "expires %s%s%s",
+    log_msg(LOG_NOTICE, "%s: online: %s serial %s firmware %s, calibrated %s%s%s%s%s%s%s%s%s",
             inst->config->id, identity->model, identity->serial, identity->firmware,
-            identity->calibration, identity->cartridge_lot, identity->cartridge_expiry,
-            inst->test_id[0] ? ", test " : "", inst->test_id);
+            identity->calibration, identity->calibration_due[0] ? ", calibration due " : "",
+            identity->calibration_due, identity->cartridge_lot[0] ? ", lot " : "",
+            identity->cartridge_lot, identity->cartridge_expiry[0] ? " expiring " : "",
+            identity->cartridge_expiry, inst->test_id[0] ? ", test " : "", inst->test_id);
 }
 
 static void handle_offline(struct daemon *daemon, struct instrument *inst, const char *message)

@@ -383,7 +383,10 @@ void print_imported_response(const json_t *response)
     size_t i;
     const json_t *id;
 
-    printf("imported %d results, released by their laboratories:\n", get_int(imported, "count"));
+    int count = get_int(imported, "count");
+
+    printf("imported %d result%s, released by %s laboratory:\n", count, count == 1 ? "" : "s",
+           count == 1 ? "its" : "their");
     json_array_foreach(json_object_get(imported, "results"), i, id)
     {
         printf("  %s\n", json_string_value(id));

@@ -5,6 +5,7 @@
 #define TOXLAB_LICENCE_H
 
 #include "controller/toxlab_cli.h"
+#include "version.h"
 
 extern const struct cli_option status_add_options[];
 extern const struct cli_option licence_add_options[];
@@ -28,7 +29,7 @@ void print_decision_response(const json_t *response);
 void print_reloaded_response(const json_t *response);
 
 /* The default rules file of "licence evaluate", the one toxlabd installs. */
-#define DEFAULT_RULES_PATH "/etc/toxlab/rules.tsv"
+#define DEFAULT_RULES_PATH TOXLAB_SYSCONFDIR "/rules.tsv"
 
 /* The zone of daemon.timezone's default, for the offline checks. */
 #define DEFAULT_TIMEZONE "Asia/Shanghai"

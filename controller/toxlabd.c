@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_CONFIG "/etc/toxlab/toxlab.conf"
+#define DEFAULT_CONFIG TOXLAB_SYSCONFDIR "/toxlab.conf"
 #define MAX_OVERRIDES 64
 #define LINE_STOP_TIMEOUT_MS 3000
 #define IDLE_WAKE_MS 1000
@@ -415,7 +415,8 @@ int main(int argc, char **argv)
     hotplug_fd = hotplug_open(&daemon);
     hotplug_list_ports(&daemon);
     sd_notify(0, "READY=1\nSTATUS=serving clients");
-    log_msg(LOG_NOTICE, "ready: %zu instruments, listening on %s", daemon.instrument_count,
+    log_msg(LOG_NOTICE, "ready: %zu instrument%s, listening on %s", daemon.instrument_count,
+            daemon.instrument_count == 1 ? "" : "s",
             daemon.config.socket_path);
     status = run_loop(&daemon, &opts, signal_fd, hotplug_fd) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
     sd_notify(0, "STOPPING=1");

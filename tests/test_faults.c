@@ -170,7 +170,7 @@ START_TEST(fault_offline_then_online)
 
     child_send(&rig.sim, "fault off");
     wait_event(&rig.sim, "fault-armed kind=none");
-    snprintf(text, sizeof(text), "cartridge lot L2409A expires 2027-06-30, test %s", test_id);
+    snprintf(text, sizeof(text), "lot L2409A expiring 2027-06-30, test %s", test_id);
     wait_log(&rig, text);
     finish_and_check_result(&rig, test_id);
 
@@ -449,7 +449,7 @@ START_TEST(port_vanishes_mid_poll)
     child_send(&rig.sim, "plug");
     ck_assert(child_wait_line(&rig.sim, "plug pty=", EVENT_MS, line, sizeof(line)));
     ck_assert_str_ne(line + strlen("plug pty="), old_pty);
-    snprintf(text, sizeof(text), "expires 2027-06-30, test %s", test_id);
+    snprintf(text, sizeof(text), "expiring 2027-06-30, test %s", test_id);
     wait_log(&rig, text);
     finish_and_check_result(&rig, test_id);
 
@@ -566,7 +566,7 @@ START_TEST(reconnects_leak_no_descriptors)
     rig_launch_daemon(&rig);
     /* The baseline comes after start-up, whose port listing opens
      * descriptors of its own for a moment. */
-    wait_log(&rig, "ready: 1 instruments");
+    wait_log(&rig, "ready: 1 instrument,");
     wait_log(&rig, "No such file or directory; retrying in 1 ms (100 so far)");
     int before = count_settled_fds(rig.daemon.pid, rig.pty);
     wait_log(&rig, "No such file or directory; retrying in 1 ms (1100 so far)");
@@ -583,7 +583,7 @@ START_TEST(reconnects_leak_no_descriptors)
     rig_launch_daemon(&rig);
     snprintf(text, sizeof(text), "port busy: another process holds the lock on %s", pty);
     wait_log(&rig, text);
-    wait_log(&rig, "ready: 1 instruments");
+    wait_log(&rig, "ready: 1 instrument,");
     wait_log(&rig, "retrying in 1 ms (100 so far)");
     before = count_settled_fds(rig.daemon.pid, pty);
     wait_log(&rig, "retrying in 1 ms (1100 so far)");

@@ -215,7 +215,7 @@ START_TEST(import_csv_refuses_application)
 
     harness_write_file(rig_file(&rig, "blood.csv"), blood_csv);
     char *out = expect_client(&rig, 0, NULL, "import", rig_file(&rig, "blood.csv"), NULL);
-    assert_contains(out, "imported 1 results");
+    assert_contains(out, "imported 1 result,");
     free(out);
     free(expect_client(&rig, 1, &err, "import", rig_file(&rig, "blood.csv"), NULL));
     assert_contains(err, "already imported");
