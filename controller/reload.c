@@ -45,6 +45,7 @@ static void reload_daemon_keys(struct config *current, const struct config *fres
     snprintf(current->rules, sizeof(current->rules), "%s", fresh->rules);
     snprintf(current->timezone, sizeof(current->timezone), "%s", fresh->timezone);
     current->max_clients = fresh->max_clients;
+    server_fit_clients(current);
     current->busy_timeout_ms = fresh->busy_timeout_ms;
 }
 

@@ -16,6 +16,7 @@ static const char *const error_names[PROTO_ERROR_COUNT] = {
     [PROTO_INTERNAL] = "internal",
     [PROTO_FORBIDDEN] = "forbidden",
     [PROTO_INVALID_FILE] = "invalid-file",
+    [PROTO_UNAVAILABLE] = "unavailable",
 };
 
 const char *proto_error_name(enum proto_error code)
