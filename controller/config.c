@@ -128,6 +128,9 @@ static int set_daemon_key(struct config *config, const char *key, const char *va
     if (strcmp(key, "busy_timeout_ms") == 0) {
         return parse_int(value, 0, 600000, &config->busy_timeout_ms);
     }
+    if (strcmp(key, "max_database_kb") == 0) {
+        return parse_int(value, 0, 1 << 30, &config->max_database_kb);
+    }
     return -2;
 }
 

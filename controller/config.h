@@ -57,6 +57,7 @@ struct config {
     char timezone[64];
     int max_clients;
     int busy_timeout_ms; /* how long a write waits for another process's lock */
+    int max_database_kb; /* size limit of the database in KiB, 0 for none */
     struct alcohol_config alcohol;
     /* [roles]: the groups of each role, as written; roles_set marks the
      * roles the file or -o named (the others keep their default group). */

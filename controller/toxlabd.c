@@ -7,6 +7,7 @@
 #include "controller/db_licence.h"
 #include "controller/hotplug.h"
 #include "controller/reload.h"
+#include "controller/storage.h"
 #include "controller/timefmt.h"
 #include "version.h"
 
@@ -176,6 +177,7 @@ static int open_database(struct daemon *daemon)
         log_msg(LOG_ERR, "%s", err);
         return -1;
     }
+    storage_apply_limit(daemon);
     if (db_threshold_set_store(daemon->db, &daemon->thresholds) != 0 ||
         db_rule_set_store(daemon->db, &daemon->rules) != 0) {
         log_msg(LOG_ERR, "%s: storing the threshold set or rule set failed",
