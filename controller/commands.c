@@ -98,6 +98,20 @@ static const char *arg_type_name(char type)
     return type == 'l' ? "a list of objects" : "a list of strings";
 }
 
+static bool is_string_list(const json_t *value)
+{
+    size_t i;
+    json_t *item;
+
+    json_array_foreach(value, i, item)
+    {
+        if (!json_is_string(item)) {
+            return false;
+        }
+    }
+    return json_is_array(value);
+}
+
 /* Checks every argument against the command's spec; returns NULL or the error. */
 static json_t *check_args(const struct request *req, const char *cmd, const char *spec)
 {
@@ -109,7 +123,7 @@ static json_t *check_args(const struct request *req, const char *cmd, const char
         char type = arg_type(spec, key);
         bool ok = (type == 's' && json_is_string(value)) ||
                   (type == 'b' && json_is_boolean(value)) ||
-                  ((type == 'a' || type == 'l') && json_is_array(value));
+                  (type == 'a' && is_string_list(value)) || (type == 'l' && json_is_array(value));
         if (type == 0) {
             return req_fail(req, PROTO_INVALID_ARGUMENT, "unknown argument '%.64s' for %s", key,
                             cmd);

@@ -145,6 +145,9 @@ static int set_daemon_key(struct config *config, const char *key, const char *va
     if (strcmp(key, "audit_head_every") == 0) {
         return parse_int(value, 1, 1000000, &config->audit_head_every);
     }
+    if (strcmp(key, "max_database_kb") == 0) {
+        return parse_int(value, 0, 1 << 30, &config->max_database_kb);
+    }
     return -2;
 }
 

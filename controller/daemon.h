@@ -20,6 +20,10 @@
 
 #define CLIENT_MAX_WATCHES 16
 #define CLIENT_MAX_OUTPUT (4 * 1024 * 1024)
+/* Descriptors kept free of clients: the database, its journal files, the
+ * lines, the listening socket, signals, inotify and logs. An estimate with
+ * room to spare, not a count. */
+#define DAEMON_RESERVED_FDS 64
 
 struct instrument {
     const struct instrument_config *config;
@@ -68,9 +72,15 @@ struct daemon {
     bool listen_fd_inherited;
     struct client *clients;
     size_t client_count;
+    bool accept_paused;       /* accept ran out of descriptors; see server_accept */
+    int64_t accept_paused_ms; /* monotonic time of the pause */
 };
 
 /* server.c: the UNIX socket and the clients. */
+
+/* Raises the soft open file limit so that config->max_clients clients fit,
+ * or lowers max_clients to what the hard limit allows, with a warning. */
+void server_fit_clients(struct config *config);
 int server_listen(struct daemon *daemon, char *err, size_t err_size);
 void server_close(struct daemon *daemon);
 void server_accept(struct daemon *daemon);

@@ -5,6 +5,7 @@
 
 #include "controller/db.h"
 #include "controller/db_licence.h"
+#include "controller/storage.h"
 
 #include <stdio.h>
 
@@ -41,11 +42,14 @@ static void reload_daemon_keys(struct config *current, const struct config *fres
     log_text_change("daemon.timezone", current->timezone, fresh->timezone, true);
     log_number_change("daemon.max_clients", current->max_clients, fresh->max_clients);
     log_number_change("daemon.busy_timeout_ms", current->busy_timeout_ms, fresh->busy_timeout_ms);
+    log_number_change("daemon.max_database_kb", current->max_database_kb, fresh->max_database_kb);
     snprintf(current->thresholds, sizeof(current->thresholds), "%s", fresh->thresholds);
     snprintf(current->rules, sizeof(current->rules), "%s", fresh->rules);
     snprintf(current->timezone, sizeof(current->timezone), "%s", fresh->timezone);
     current->max_clients = fresh->max_clients;
+    server_fit_clients(current);
     current->busy_timeout_ms = fresh->busy_timeout_ms;
+    current->max_database_kb = fresh->max_database_kb;
 }
 
 static void reload_alcohol(struct config *current, const struct config *fresh)
@@ -136,6 +140,7 @@ void reload_configuration(struct daemon *daemon, const struct config *fresh)
         setenv("TZ", daemon->config.timezone, 1);
         tzset();
         sqlite3_busy_timeout(daemon->db, daemon->config.busy_timeout_ms);
+        storage_apply_limit(daemon);
     }
     char err[512];
     if (reload_rule_files(daemon, err, sizeof(err)) != 0) {

@@ -4,7 +4,9 @@
 #include "controller/timefmt.h"
 #include "protocol/subject_id.h"
 
+#include <sqlite3.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,11 +24,18 @@ json_t *req_fail(const struct request *req, enum proto_error code, const char *f
 json_t *req_storage_failure(const struct request *req, const char *what)
 {
     char reason[256];
+    bool full = (sqlite3_extended_errcode(req->daemon->db) & 0xff) == SQLITE_FULL;
 
     /* The rollback clears SQLite's message, so it is copied first. */
     snprintf(reason, sizeof(reason), "%s", db_errmsg(req->daemon->db));
     log_msg(LOG_ERR, "storing %s failed: %s", what, reason);
     db_rollback(req->daemon->db);
+    if (full) {
+        return req_fail(req, PROTO_STORAGE,
+                        "storing %s failed: the database is full (%s); nothing was stored. "
+                        "Free disk space or raise daemon.max_database_kb; reading still works",
+                        what, reason);
+    }
     return req_fail(req, PROTO_STORAGE, "storing %s failed: %s; nothing was stored", what, reason);
 }
 

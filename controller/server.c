@@ -3,6 +3,7 @@
 #include "controller/daemon.h"
 
 #include "controller/roles.h"
+#include "controller/timefmt.h"
 #include "version.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -129,8 +131,39 @@ static int resolve_roles(struct daemon *daemon, char *err, size_t err_size)
     return 0;
 }
 
+void server_fit_clients(struct config *config)
+{
+    struct rlimit limit;
+    rlim_t needed = (rlim_t)config->max_clients + DAEMON_RESERVED_FDS;
+
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= needed) {
+        return;
+    }
+    rlim_t soft = limit.rlim_max < needed ? limit.rlim_max : needed;
+    if (soft > limit.rlim_cur) {
+        struct rlimit raised = {.rlim_cur = soft, .rlim_max = limit.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+            log_msg(LOG_INFO, "open file limit raised from %llu to %llu for %d clients",
+                    (unsigned long long)limit.rlim_cur, (unsigned long long)soft,
+                    config->max_clients);
+            limit.rlim_cur = soft;
+        }
+    }
+    if (limit.rlim_cur < needed) {
+        int fit = limit.rlim_cur > DAEMON_RESERVED_FDS + 1
+                      ? (int)(limit.rlim_cur - DAEMON_RESERVED_FDS)
+                      : 1;
+        log_msg(LOG_WARNING,
+                "daemon.max_clients lowered from %d to %d: the open file limit is %llu; raise "
+                "LimitNOFILE or ulimit -n to serve more",
+                config->max_clients, fit, (unsigned long long)limit.rlim_cur);
+        config->max_clients = fit;
+    }
+}
+
 int server_listen(struct daemon *daemon, char *err, size_t err_size)
 {
+    server_fit_clients(&daemon->config);
     if (resolve_roles(daemon, err, err_size) != 0) {
         return -1;
     }
@@ -342,6 +375,39 @@ static void reject_without_role(struct client *client)
     client->closing = true;
 }
 
+/* Sends a connection over daemon.max_clients an error and closes it. */
+static void reject_over_limit(struct daemon *daemon, int fd)
+{
+    char message[160];
+    json_t *response;
+    char *line;
+
+    snprintf(message, sizeof(message),
+             "toxlabd already serves %d clients (daemon.max_clients); try again later",
+             daemon->config.max_clients);
+    log_msg(LOG_WARNING, "client rejected: already %d clients (daemon.max_clients)",
+            daemon->config.max_clients);
+    response = proto_error_response(0, PROTO_UNAVAILABLE, message);
+    line = proto_encode_line(response);
+    json_decref(response);
+    /* A fresh socket's buffer takes the short line, so one send does. */
+    if (line != NULL && send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        log_msg(LOG_DEBUG, "sending the rejection failed: %s", strerror(errno));
+    }
+    free(line);
+    close(fd);
+}
+
+/* Stops polling the listening socket after accept ran out of descriptors,
+ * because it stays readable and the loop would spin. */
+static void pause_accepting(struct daemon *daemon, int error)
+{
+    log_msg(LOG_ERR, "accept on %s failed: %s; no new clients until one disconnects",
+            daemon->config.socket_path, strerror(error));
+    daemon->accept_paused = true;
+    daemon->accept_paused_ms = time_monotonic_ms();
+}
+
 void server_accept(struct daemon *daemon)
 {
     int fd = accept4(daemon->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -349,16 +415,16 @@ void server_accept(struct daemon *daemon)
     socklen_t len = sizeof(peer);
 
     if (fd < 0) {
-        if (errno != EAGAIN && errno != EINTR) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            pause_accepting(daemon, errno);
+        } else if (errno != EAGAIN && errno != EINTR) {
             log_msg(LOG_ERR, "accept on %s failed: %s", daemon->config.socket_path,
                     strerror(errno));
         }
         return;
     }
     if (daemon->client_count >= (size_t)daemon->config.max_clients) {
-        log_msg(LOG_WARNING, "client rejected: already %d clients (daemon.max_clients)",
-                daemon->config.max_clients);
-        close(fd);
+        reject_over_limit(daemon, fd);
         return;
     }
     struct client *client = calloc(1, sizeof(*client));
@@ -404,28 +470,65 @@ static void send_response(struct client *client, json_int_t request_id, json_t *
     client_send(client, proto_error_response(request_id, PROTO_INTERNAL, message));
 }
 
+/* Checks the envelope of a request: an object with an integer "id", a
+ * string "cmd", an optional object "args" and nothing else. Returns NULL,
+ * or the message naming the field that is wrong. */
+static const char *request_envelope_error(const json_t *request, char *message, size_t size)
+{
+    const char *key;
+    json_t *value;
+
+    if (!json_is_object(request)) {
+        return "a request must be a JSON object with \"id\", \"cmd\" and \"args\"";
+    }
+    if (!json_is_integer(json_object_get(request, "id"))) {
+        return "field 'id' is missing or not an integer";
+    }
+    if (!json_is_string(json_object_get(request, "cmd"))) {
+        return "field 'cmd' is missing or not a string";
+    }
+    value = json_object_get(request, "args");
+    if (value != NULL && !json_is_object(value)) {
+        return "field 'args' must be an object";
+    }
+    json_object_foreach((json_t *)request, key, value)
+    {
+        if (strcmp(key, "id") != 0 && strcmp(key, "cmd") != 0 && strcmp(key, "args") != 0) {
+            snprintf(message, size,
+                     "unknown field '%.64s' in the request; a request has only \"id\", "
+                     "\"cmd\" and \"args\"",
+                     key);
+            return message;
+        }
+    }
+    return NULL;
+}
+
 /* Parses one request line and sends the response. */
 static void handle_line(struct daemon *daemon, struct client *client, const char *line)
 {
     json_error_t error;
     json_t *request = json_loads(line, JSON_REJECT_DUPLICATES, &error);
     json_t *id = request ? json_object_get(request, "id") : NULL;
-    json_t *cmd = request ? json_object_get(request, "cmd") : NULL;
-    json_t *args = request ? json_object_get(request, "args") : NULL;
     json_int_t request_id = json_is_integer(id) ? json_integer_value(id) : 0;
+    char message[300];
+    const char *invalid;
     json_t *response;
 
-    if (!json_is_object(request) || !json_is_integer(id) || !json_is_string(cmd) ||
-        (args != NULL && !json_is_object(args))) {
-        char message[300];
-        snprintf(message, sizeof(message),
-                 request ? "expected {\"id\": integer, \"cmd\": string, \"args\": object}"
-                         : "request is not JSON: %s",
-                 error.text);
-        response = proto_error_response(request_id, PROTO_BAD_REQUEST, message);
+    if (request == NULL) {
+        snprintf(message, sizeof(message), "request is not JSON: %s at column %d", error.text,
+                 error.column);
+        invalid = message;
     } else {
+        invalid = request_envelope_error(request, message, sizeof(message));
+    }
+    if (invalid != NULL) {
+        response = proto_error_response(request_id, PROTO_BAD_REQUEST, invalid);
+    } else {
+        json_t *args = json_object_get(request, "args");
         json_t *empty = args ? NULL : json_object();
-        response = command_dispatch(daemon, client, request_id, json_string_value(cmd),
+        response = command_dispatch(daemon, client, request_id,
+                                    json_string_value(json_object_get(request, "cmd")),
                                     args ? args : empty);
         json_decref(empty);
     }
@@ -440,7 +543,7 @@ void server_read(struct daemon *daemon, struct client *client)
     char buffer[8192];
     ssize_t got = recv(client->fd, buffer, sizeof(buffer), 0);
     char *line;
-    int status;
+    int status = 0;
 
     if (got <= 0) {
         if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -453,7 +556,9 @@ void server_read(struct daemon *daemon, struct client *client)
         return;
     }
     size_t size;
-    while ((status = proto_reader_next_sized(&client->reader, &line, &size)) == 1) {
+    /* A client dropped meanwhile gets no more of its requests carried out. */
+    while (!client->closing &&
+           (status = proto_reader_next_sized(&client->reader, &line, &size)) == 1) {
         if (strlen(line) != size) {
             client_send(client, proto_error_response(0, PROTO_BAD_REQUEST,
                                                      "request line contains a NUL byte"));
@@ -483,6 +588,7 @@ void server_reap(struct daemon *daemon)
             daemon->client_count--;
             log_msg(LOG_DEBUG, "client disconnected: pid %d", (int)client->pid);
             client_free(client);
+            daemon->accept_paused = false;
         } else {
             link = &client->next;
         }

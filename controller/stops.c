@@ -6,6 +6,7 @@
 #include "controller/commands.h"
 #include "controller/db.h"
 #include "controller/hair.h"
+#include "controller/storage.h"
 #include "controller/timefmt.h"
 #include "protocol/subject_id.h"
 
@@ -342,6 +343,11 @@ json_t *cmd_test_start(const struct request *req)
     }
     if (error != NULL) {
         return error;
+    }
+    char full[300];
+    if (storage_check_room(daemon, full, sizeof(full)) != 0) {
+        log_msg(LOG_WARNING, "test.start rejected: %s", full);
+        return req_fail(req, PROTO_STORAGE, "%s", full);
     }
     if (write_tests(daemon, subject_id, &specimen, driving, picked, count, stop_id, test_ids,
                     host_ids) != 0) {

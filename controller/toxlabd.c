@@ -7,6 +7,8 @@
 #include "controller/db_licence.h"
 #include "controller/hotplug.h"
 #include "controller/reload.h"
+#include "controller/storage.h"
+#include "controller/timefmt.h"
 #include "version.h"
 
 #include <errno.h>
@@ -176,6 +178,7 @@ static int open_database(struct daemon *daemon)
         log_msg(LOG_ERR, "%s", err);
         return -1;
     }
+    storage_apply_limit(daemon);
     if (db_threshold_set_store(daemon->db, &daemon->thresholds) != 0 ||
         db_rule_set_store(daemon->db, &daemon->rules) != 0) {
         log_msg(LOG_ERR, "%s: storing the threshold set or rule set failed",
@@ -322,7 +325,14 @@ static int run_loop(struct daemon *daemon, const struct options *opts, int signa
         int timeout = stops_check_grace(daemon);
         fds[POLL_SIGNALS] = (struct pollfd){.fd = signal_fd, .events = POLLIN};
         fds[POLL_LINES] = (struct pollfd){.fd = line_events_fd(), .events = POLLIN};
-        fds[POLL_LISTEN] = (struct pollfd){.fd = daemon->listen_fd, .events = POLLIN};
+        /* After accept ran out of descriptors, the listening socket rests
+         * until a client leaves or a second has passed. */
+        if (daemon->accept_paused &&
+            time_monotonic_ms() - daemon->accept_paused_ms >= IDLE_WAKE_MS) {
+            daemon->accept_paused = false;
+        }
+        fds[POLL_LISTEN] =
+            (struct pollfd){.fd = daemon->accept_paused ? -1 : daemon->listen_fd, .events = POLLIN};
         fds[POLL_HOTPLUG] = (struct pollfd){.fd = hotplug_fd, .events = POLLIN};
         for (struct client *c = daemon->clients; c != NULL && count < POLL_CLIENTS + 1024;
              c = c->next) {

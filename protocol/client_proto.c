@@ -17,6 +17,7 @@ static const char *const error_names[PROTO_ERROR_COUNT] = {
     [PROTO_FORBIDDEN] = "forbidden",
     [PROTO_INVALID_FILE] = "invalid-file",
     [PROTO_AUDIT_MISMATCH] = "audit-mismatch",
+    [PROTO_UNAVAILABLE] = "unavailable",
 };
 
 const char *proto_error_name(enum proto_error code)

@@ -12,9 +12,10 @@
 /* Settings every kind's run function receives from main. */
 struct sim_run {
     struct sim_pty *pty;
-    int slave;        /* Modbus slave address, 1 to 247 */
-    bool exit_on_eof; /* stop when standard input reaches end of file */
-    int signal_fd;    /* signalfd that becomes readable on SIGTERM or SIGINT */
+    int slave;           /* Modbus slave address, 1 to 247 */
+    bool exit_on_eof;    /* stop when standard input reaches end of file */
+    bool trace_requests; /* print a `request` event for each counted request */
+    int signal_fd;       /* signalfd that becomes readable on SIGTERM or SIGINT */
 };
 
 struct sim_kind {

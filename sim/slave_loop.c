@@ -202,11 +202,15 @@ static int plug(struct slave_loop *loop)
 }
 
 /* Counts the request and arms the fault the scenario schedules for it. */
-static void count_request(struct slave_loop *loop)
+static void count_request(struct slave_loop *loop, const struct rtu_request *req)
 {
     const struct wire_fault *scheduled;
 
     loop->requests++;
+    if (loop->run->trace_requests) {
+        slave_loop_event(loop, "request n=%u function=%u register=%u", loop->requests,
+                         req->function, req->address);
+    }
     scheduled = wire_fault_at(loop->plan, loop->requests);
     if (scheduled != NULL) {
         loop->fault = *scheduled;
@@ -314,7 +318,7 @@ static void handle_frame(struct slave_loop *loop, const uint8_t *frame, size_t l
         return;
     }
     if (!broadcast) {
-        count_request(loop);
+        count_request(loop, &req);
     }
     if (loop->withheld_len > 0 || loop->delayed_len > 0) {
         slave_loop_event(loop, "dropped function=%u register=%u", req.function, req.address);

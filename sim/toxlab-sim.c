@@ -35,6 +35,7 @@ struct options {
     const char *link;          /* NULL unless --link */
     int slave;                 /* 0 unless -s */
     bool exit_on_eof;
+    bool trace_requests;
 };
 
 static void print_usage(FILE *out)
@@ -55,6 +56,8 @@ static void print_usage(FILE *out)
                  "                     or 1)\n"
                  "      --link PATH    keep a symbolic link at PATH pointing at the pty\n"
                  "      --exit-on-eof  stop when standard input reaches end of file\n"
+                 "      --trace-requests\n"
+                 "                     print a 'request' event line for each request\n"
                  "  -h, --help         print this help and exit\n"
                  "\n"
                  "Exit status: 0 after a normal stop, 1 when the pty fails, 2 for a bad\n"
@@ -87,11 +90,12 @@ static bool parse_slave(const char *text, int *slave)
  * printed. */
 static int parse_options(int argc, char **argv, struct options *opts)
 {
-    enum { OPT_LINK = 256, OPT_EXIT_ON_EOF };
+    enum { OPT_LINK = 256, OPT_EXIT_ON_EOF, OPT_TRACE_REQUESTS };
     static const struct option long_options[] = {
         {"slave", required_argument, NULL, 's'},
         {"link", required_argument, NULL, OPT_LINK},
         {"exit-on-eof", no_argument, NULL, OPT_EXIT_ON_EOF},
+        {"trace-requests", no_argument, NULL, OPT_TRACE_REQUESTS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -112,6 +116,9 @@ static int parse_options(int argc, char **argv, struct options *opts)
             break;
         case OPT_EXIT_ON_EOF:
             opts->exit_on_eof = true;
+            break;
+        case OPT_TRACE_REQUESTS:
+            opts->trace_requests = true;
             break;
         case 'h':
             print_usage(stdout);
@@ -196,6 +203,7 @@ int main(int argc, char **argv)
         .pty = &pty,
         .slave = opts.slave != 0 ? opts.slave : (scenario_slave != 0 ? scenario_slave : 1),
         .exit_on_eof = opts.exit_on_eof,
+        .trace_requests = opts.trace_requests,
         .signal_fd = signal_fd,
     };
     int status = opts.kind->run(&run, scenario);

@@ -35,7 +35,11 @@ static void start_sim(struct rig *rig, const char *kind, const char *scenario, s
     snprintf(scenario_path, sizeof(scenario_path), "%s/%s.ini", rig->dir, kind);
     snprintf(log_path, sizeof(log_path), "%s/%s-sim.log", rig->dir, kind);
     harness_write_file(scenario_path, scenario);
-    char *argv[] = {(char *)harness_program("TOXLAB_SIM"), (char *)kind, scenario_path, NULL};
+    char *argv[] = {(char *)harness_program("TOXLAB_SIM"), (char *)kind, scenario_path, NULL, NULL};
+    if (rig->trace_requests) {
+        argv[2] = "--trace-requests";
+        argv[3] = scenario_path;
+    }
     child_spawn(sim, argv, NULL, log_path, true, true);
     ck_assert_msg(child_wait_line(sim, "pty ", EVENT_MS, line, sizeof(line)),
                   "the %s sim printed no pty line", kind);
@@ -157,7 +161,8 @@ void rig_launch_daemon(struct rig *rig)
     char *argv[64];
     int argc = daemon_wrapper(argv);
     const char *installed = getenv("TOXLAB_INSTALLED_CONFIG");
-    char *tail[] = {(char *)harness_program("TOXLABD"), "-c", config_path, "-d", NULL};
+    char *tail[] = {(char *)harness_program("TOXLABD"), "-c", config_path, "-d",
+                    rig->debug_log ? "-d" : NULL,       NULL};
     memcpy(argv + argc, tail, sizeof(tail));
     if (installed != NULL) {
         installed_config_args(rig, installed, argv + argc);
@@ -185,10 +190,21 @@ void start_daemon(struct rig *rig)
 }
 
 /* Starts the sim with a scenario and the daemon with extra configuration. */
+void rig_make_dir(struct rig *rig)
+{
+    char *dir = harness_tmpdir("e2e");
+
+    /* A copy in the rig, so that no test leaks the folder name. */
+    ck_assert(strlen(dir) < sizeof(rig->dir_path));
+    snprintf(rig->dir_path, sizeof(rig->dir_path), "%s", dir);
+    free(dir);
+    rig->dir = rig->dir_path;
+}
+
 void rig_prepare(struct rig *rig)
 {
     memset(rig, 0, sizeof(*rig));
-    rig->dir = harness_tmpdir("e2e");
+    rig_make_dir(rig);
     snprintf(rig->socket, sizeof(rig->socket), "%s/run/toxlab.sock", rig->dir);
     snprintf(rig->database, sizeof(rig->database), "%s/toxlab.db", rig->dir);
 }
@@ -211,18 +227,24 @@ void rig_start_edited(struct rig *rig, const char *scenario,
     start_daemon(rig);
 }
 
+void rig_start_sims(struct rig *rig, const char *saliva_scenario, const char *breath_scenario)
+{
+    char line[256];
+
+    rig->has_breath = true;
+    start_sim(rig, "saliva", saliva_scenario, &rig->sim, rig->pty, sizeof(rig->pty));
+    start_sim(rig, "breath", breath_scenario, &rig->breath, rig->breath_pty,
+              sizeof(rig->breath_pty));
+    ck_assert_msg(child_wait_line(&rig->breath, "warm", EVENT_MS, line, sizeof(line)),
+                  "the breath sim did not finish warming up");
+}
+
 void rig_start_cotest(struct rig *rig, const char *saliva_scenario, const char *breath_scenario,
                       const char *saliva_config, const char *breath_config)
 {
     rig_prepare(rig);
-    rig->has_breath = true;
     rig->breath_extra = breath_config;
-    start_sim(rig, "saliva", saliva_scenario, &rig->sim, rig->pty, sizeof(rig->pty));
-    start_sim(rig, "breath", breath_scenario, &rig->breath, rig->breath_pty,
-              sizeof(rig->breath_pty));
-    char line[256];
-    ck_assert_msg(child_wait_line(&rig->breath, "warm", EVENT_MS, line, sizeof(line)),
-                  "the breath sim did not finish warming up");
+    rig_start_sims(rig, saliva_scenario, breath_scenario);
     write_config(rig, saliva_config);
     start_daemon(rig);
 }

@@ -18,7 +18,8 @@
 #define CLIENT_MS 30000
 
 struct rig {
-    char *dir;
+    char *dir; /* points at dir_path */
+    char dir_path[256];
     char path[512];
     char socket[512];
     char database[512];
@@ -30,6 +31,8 @@ struct rig {
     struct child daemon;
     bool has_breath;
     bool daemon_running;
+    bool debug_log;      /* run toxlabd with -d -d, which logs each request and commit */
+    bool trace_requests; /* run the sims with --trace-requests */
 };
 
 /* Scenario phases that make a test take about a tenth of a second. */
@@ -49,6 +52,9 @@ void start_daemon(struct rig *rig);
  * are absent or unreachable at start-up. */
 void rig_launch_daemon(struct rig *rig);
 
+/* Makes a fresh temporary folder for the rig and points rig->dir at it. */
+void rig_make_dir(struct rig *rig);
+
 /* Makes the rig's temporary folder and names its socket and database. */
 void rig_prepare(struct rig *rig);
 
@@ -64,6 +70,9 @@ void rig_start(struct rig *rig, const char *scenario, const char *extra_config);
  * starts the daemon. */
 void rig_start_edited(struct rig *rig, const char *scenario,
                       void (*edit)(struct rig *rig, void *user), void *user);
+/* Starts both sims (saliva-1 and breath-1) after rig_prepare and waits
+ * until the breath sim has warmed up; the daemon is not started. */
+void rig_start_sims(struct rig *rig, const char *saliva_scenario, const char *breath_scenario);
 
 /* Starts both sims (saliva-1 and breath-1) and the daemon. */
 void rig_start_cotest(struct rig *rig, const char *saliva_scenario, const char *breath_scenario,

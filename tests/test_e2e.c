@@ -494,7 +494,7 @@ START_TEST(bad_config_names_line)
     char *err;
 
     memset(&rig, 0, sizeof(rig));
-    rig.dir = harness_tmpdir("e2e");
+    rig_make_dir(&rig);
     snprintf(rig.socket, sizeof(rig.socket), "%s/toxlab.sock", rig.dir);
     snprintf(rig.database, sizeof(rig.database), "%s/toxlab.db", rig.dir);
     snprintf(rig.pty, sizeof(rig.pty), "/dev/null");
@@ -529,7 +529,7 @@ START_TEST(socket_path_never_removes_files)
     char override[700];
 
     memset(&rig, 0, sizeof(rig));
-    rig.dir = harness_tmpdir("e2e");
+    rig_make_dir(&rig);
     snprintf(rig.database, sizeof(rig.database), "%s/toxlab.db", rig.dir);
     snprintf(rig.socket, sizeof(rig.socket), "%s/keep.txt", rig.dir);
     snprintf(rig.pty, sizeof(rig.pty), "/dev/null");
