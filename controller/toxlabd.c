@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "controller/daemon.h"
 
+#include "controller/audit.h"
+
 #include "controller/db.h"
 #include "controller/db_licence.h"
 #include "controller/hotplug.h"
@@ -126,6 +128,19 @@ static int load_config(const struct options *opts, struct config *config)
         }
     }
     return 0;
+}
+
+/* Logs the audit chain's head at start-up, so that the log marks where a
+ * restored backup's chain goes on. */
+static void log_start_head(struct daemon *daemon)
+{
+    long long seq;
+    char hash[AUDIT_HASH_HEX];
+
+    if (audit_head(daemon->db, &seq, hash) == 0) {
+        log_msg(LOG_NOTICE, "audit chain head at start: entry %lld, hash %s", seq,
+                seq ? hash : "(empty)");
+    }
 }
 
 static int load_rule_files(struct daemon *daemon)
@@ -425,9 +440,9 @@ int main(int argc, char **argv)
     hotplug_fd = hotplug_open(&daemon);
     hotplug_list_ports(&daemon);
     sd_notify(0, "READY=1\nSTATUS=serving clients");
+    log_start_head(&daemon);
     log_msg(LOG_NOTICE, "ready: %zu instrument%s, listening on %s", daemon.instrument_count,
-            daemon.instrument_count == 1 ? "" : "s",
-            daemon.config.socket_path);
+            daemon.instrument_count == 1 ? "" : "s", daemon.config.socket_path);
     status = run_loop(&daemon, &opts, signal_fd, hotplug_fd) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
     sd_notify(0, "STOPPING=1");
 
