@@ -592,6 +592,37 @@ static json_t *store_rows(const struct request *req, struct import_row *rows, si
     return ids;
 }
 
+/* Lists how each imported analyte was judged: result, analyte, value, unit,
+ * outcome and the reason of an invalid one. */
+static json_t *imported_outcomes(sqlite3 *db, const json_t *ids)
+{
+    json_t *list = json_array();
+    size_t i;
+    const json_t *id;
+
+    json_array_foreach(ids, i, id)
+    {
+        const char *result_id = json_string_value(id);
+        sqlite3_stmt *stmt = db_prepare(db, "SELECT analyte, value_text, unit, outcome, reason"
+                                            " FROM result_analytes WHERE result_id = ?1"
+                                            " ORDER BY position");
+        if (stmt == NULL) {
+            continue;
+        }
+        db_bind_texts(stmt, 1, &result_id);
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+            json_t *entry = json_pack("{ss}", "result", result_id);
+            static const char *const keys[] = {"analyte", "value", "unit", "outcome", "reason"};
+            for (int column = 0; column < 5; column++) {
+                db_set_text_column(entry, keys[column], stmt, column);
+            }
+            json_array_append_new(list, entry);
+        }
+        sqlite3_finalize(stmt);
+    }
+    return list;
+}
+
 json_t *cmd_import(const struct request *req)
 {
     const json_t *list = json_object_get(req->args, "results");
@@ -633,5 +664,6 @@ json_t *cmd_import(const struct request *req)
     log_msg(LOG_NOTICE, "%zu laboratory results imported by uid %u", count,
             (unsigned)req->client->uid);
     return req_ok(req, "imported",
-                  json_pack("{sI so}", "count", (json_int_t)count, "results", ids));
+                  json_pack("{sI so so}", "count", (json_int_t)count, "results", ids, "analytes",
+                            imported_outcomes(req->daemon->db, ids)));
 }

@@ -389,6 +389,19 @@ void print_imported_response(const json_t *response)
            count == 1 ? "its" : "their");
     json_array_foreach(json_object_get(imported, "results"), i, id)
     {
+        const json_t *analyte;
+        size_t j;
         printf("  %s\n", json_string_value(id));
+        json_array_foreach(json_object_get(imported, "analytes"), j, analyte)
+        {
+            if (!is_same(get_string(analyte, "result"), json_string_value(id))) {
+                continue;
+            }
+            printf("    %-18s %s %s  %s%s%s\n", or_dash(get_string(analyte, "analyte")),
+                   or_dash(get_string(analyte, "value")), or_dash(get_string(analyte, "unit")),
+                   or_dash(get_string(analyte, "outcome")),
+                   get_string(analyte, "reason") ? ": " : "",
+                   get_string(analyte, "reason") ? get_string(analyte, "reason") : "");
+        }
     }
 }

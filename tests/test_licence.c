@@ -216,6 +216,8 @@ START_TEST(import_csv_refuses_application)
     harness_write_file(rig_file(&rig, "blood.csv"), blood_csv);
     char *out = expect_client(&rig, 0, NULL, "import", rig_file(&rig, "blood.csv"), NULL);
     assert_contains(out, "imported 1 result,");
+    assert_contains(out, "ketamine           35.200 ng/mL  positive");
+    assert_contains(out, "methamphetamine    12.000 ng/mL  negative");
     free(out);
     free(expect_client(&rig, 1, &err, "import", rig_file(&rig, "blood.csv"), NULL));
     assert_contains(err, "already imported");
