@@ -15,6 +15,7 @@ struct sim_run {
     int slave;        /* Modbus slave address, 1 to 247 */
     bool exit_on_eof; /* stop when standard input reaches end of file */
     int signal_fd;    /* signalfd that becomes readable on SIGTERM or SIGINT */
+    int paced_baud;   /* 0, or the baud rate that --paced replies keep to */
 };
 
 struct sim_kind {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "sim/breath_sim.h"
+#include "sim/paced.h"
 #include "sim/pty.h"
 #include "sim/saliva_sim.h"
 #include "sim/sim_kind.h"
@@ -33,6 +34,7 @@ struct options {
     const char *link;          /* NULL unless --link */
     int slave;                 /* 0 unless -s */
     bool exit_on_eof;
+    int paced_baud; /* 0 unless --paced */
 };
 
 static void print_usage(FILE *out)
@@ -53,6 +55,10 @@ static void print_usage(FILE *out)
                  "                     or 1)\n"
                  "      --link PATH    keep a symbolic link at PATH pointing at the pty\n"
                  "      --exit-on-eof  stop when standard input reaches end of file\n"
+                 "      --paced        send replies at the wire speed of a serial line, 11 bits\n"
+                 "                     a character, after the request's own wire time and a\n"
+                 "                     3.5-character gap (for benchmarks)\n"
+                 "      --baud N       the line speed of --paced in bit/s (default 19200)\n"
                  "  -h, --help         print this help and exit\n"
                  "\n"
                  "Exit status: 0 after a normal stop, 1 when the pty fails, 2 for a bad\n"
@@ -67,6 +73,18 @@ static const struct sim_kind *find_kind(const char *name)
         }
     }
     return NULL;
+}
+
+static bool parse_baud(const char *text, int *baud)
+{
+    char *end;
+    long value = strtol(text, &end, 10);
+
+    if (end == text || *end != '\0' || value < 300 || value > 4000000) {
+        return false;
+    }
+    *baud = (int)value;
+    return true;
 }
 
 static bool parse_slave(const char *text, int *slave)
@@ -85,15 +103,19 @@ static bool parse_slave(const char *text, int *slave)
  * printed. */
 static int parse_options(int argc, char **argv, struct options *opts)
 {
-    enum { OPT_LINK = 256, OPT_EXIT_ON_EOF };
+    enum { OPT_LINK = 256, OPT_EXIT_ON_EOF, OPT_PACED, OPT_BAUD };
     static const struct option long_options[] = {
         {"slave", required_argument, NULL, 's'},
         {"link", required_argument, NULL, OPT_LINK},
         {"exit-on-eof", no_argument, NULL, OPT_EXIT_ON_EOF},
+        {"paced", no_argument, NULL, OPT_PACED},
+        {"baud", required_argument, NULL, OPT_BAUD},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
+    bool paced = false;
+    int baud = PACED_DEFAULT_BAUD;
 
     memset(opts, 0, sizeof *opts);
     while ((c = getopt_long(argc, argv, "s:h", long_options, NULL)) != -1) {
@@ -111,6 +133,16 @@ static int parse_options(int argc, char **argv, struct options *opts)
         case OPT_EXIT_ON_EOF:
             opts->exit_on_eof = true;
             break;
+        case OPT_PACED:
+            paced = true;
+            break;
+        case OPT_BAUD:
+            if (!parse_baud(optarg, &baud)) {
+                fprintf(stderr, "toxlab-sim: invalid baud rate '%s' (expected 300 to 4000000)\n",
+                        optarg);
+                return -1;
+            }
+            break;
         case 'h':
             print_usage(stdout);
             return 1;
@@ -119,6 +151,8 @@ static int parse_options(int argc, char **argv, struct options *opts)
             return -1;
         }
     }
+
+    opts->paced_baud = paced ? baud : 0;
 
     int operands = argc - optind;
     if (operands < 1 || operands > 2) {
@@ -182,6 +216,9 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    if (opts.paced_baud > 0 && paced_setup() != 0) {
+        perror("toxlab-sim: prctl(PR_SET_TIMERSLACK)");
+    }
     if (sim_pty_open(&pty, opts.link) < 0) {
         opts.kind->free_scenario(scenario);
         return EXIT_RUNTIME;
@@ -195,6 +232,7 @@ int main(int argc, char **argv)
         .slave = opts.slave != 0 ? opts.slave : (scenario_slave != 0 ? scenario_slave : 1),
         .exit_on_eof = opts.exit_on_eof,
         .signal_fd = signal_fd,
+        .paced_baud = opts.paced_baud,
     };
     int status = opts.kind->run(&run, scenario);
 
