@@ -83,15 +83,30 @@ static void now_text(char out[TIMESTAMP_SIZE])
     time_format_utc(time_realtime_ms(), out);
 }
 
+/* Returns a statement for sql, reusing one that an earlier call released,
+ * because parsing the SQL again cost more than running it on each result.
+ * The connection's own list of statements is the cache. */
 static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *stmt = NULL;
 
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+    while ((stmt = sqlite3_next_stmt(db, stmt)) != NULL) {
+        if (!sqlite3_stmt_busy(stmt) && strcmp(sqlite3_sql(stmt), sql) == 0) {
+            sqlite3_clear_bindings(stmt);
+            return stmt;
+        }
+    }
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK) {
         log_msg(LOG_ERR, "preparing SQL failed: %s: %s", sqlite3_errmsg(db), sql);
         return NULL;
     }
     return stmt;
+}
+
+/* Resets a statement from prepare for the next caller. db_close finalizes it. */
+static void release(sqlite3_stmt *stmt)
+{
+    sqlite3_reset(stmt);
 }
 
 /* Binds text arguments 1..n (NULL pointers bind SQL NULL). */
@@ -115,7 +130,7 @@ static int run_stmt(sqlite3 *db, sqlite3_stmt *stmt)
         return -1;
     }
     rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
+    release(stmt);
     if (rc != SQLITE_DONE) {
         log_msg(LOG_ERR, "SQL statement failed: %s", sqlite3_errmsg(db));
         return -1;
@@ -169,6 +184,11 @@ int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size
 
 void db_close(sqlite3 *db)
 {
+    sqlite3_stmt *stmt;
+
+    while ((stmt = sqlite3_next_stmt(db, NULL)) != NULL) {
+        sqlite3_finalize(stmt);
+    }
     sqlite3_close(db);
 }
 
@@ -205,7 +225,7 @@ static int find_id(sqlite3 *db, const char *sql, int count, const char *const *a
     if (rc == SQLITE_ROW && id != NULL) {
         copy_column(stmt, 0, id, size);
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         log_msg(LOG_ERR, "SQL query failed: %s", sqlite3_errmsg(db));
         return -1;
@@ -259,7 +279,7 @@ static int read_specimen(sqlite3 *db, sqlite3_stmt *stmt, struct specimen_row *r
         row->collected_date = sqlite3_column_int(stmt, 5);
         row->test_count = sqlite3_column_int(stmt, 6);
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         log_msg(LOG_ERR, "reading a specimen failed: %s", sqlite3_errmsg(db));
         return -1;
@@ -371,7 +391,7 @@ bool db_host_id_in_use(sqlite3 *db, uint32_t host_test_id)
     }
     sqlite3_bind_int64(stmt, 1, host_test_id);
     rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
+    release(stmt);
     return rc != SQLITE_DONE;
 }
 
@@ -424,7 +444,7 @@ int db_test_get(sqlite3 *db, const char *test_id, struct test_row *row)
     if (rc == SQLITE_ROW) {
         read_test_columns(stmt, row);
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         return -1;
     }
@@ -470,7 +490,7 @@ int db_open_tests(sqlite3 *db, void (*visit)(const struct test_row *row, void *u
         rows = grown;
         read_test_columns(stmt, &rows[count++]);
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     for (size_t i = 0; rc == SQLITE_DONE && i < count; i++) {
         visit(&rows[i], user);
     }
@@ -672,7 +692,7 @@ static int append_actions(sqlite3 *db, const char *sql, const char *stop_id,
                  parts[1], second ? (const char *)second : "", parts[2]);
         json_array_append_new(actions, json_string(action));
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -727,7 +747,7 @@ static int blood_reasons(sqlite3 *db, const char *stop_id, const struct alcohol_
     }
     bind_texts(stmt, 1, &stop_id);
     if (sqlite3_step(stmt) != SQLITE_ROW) {
-        sqlite3_finalize(stmt);
+        release(stmt);
         return -1;
     }
     const struct {
@@ -742,7 +762,7 @@ static int blood_reasons(sqlite3 *db, const char *stop_id, const struct alcohol_
         {BLOOD_ON_CRASH, sqlite3_column_int(stmt, 5) > 0 && sqlite3_column_int(stmt, 3) > 0,
          "crash after drinking"},
     };
-    sqlite3_finalize(stmt);
+    release(stmt);
     for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
         if ((alcohol->blood_on & reasons[i].trigger) && reasons[i].applies) {
             size_t used = strlen(out);
@@ -768,7 +788,7 @@ static int presumptive_evidence(sqlite3 *db, const char *stop_id, json_t *eviden
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         json_array_append_new(evidence, json_string((const char *)sqlite3_column_text(stmt, 0)));
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -792,7 +812,7 @@ static int insert_decision(sqlite3 *db, const char *id, const char *stop_id, con
         status = run_stmt(db, stmt);
         stmt = NULL;
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     free(rules_text);
     free(evidence_text);
     free(actions_text);
@@ -885,7 +905,7 @@ static json_t *subject_brief(sqlite3 *db, const char *subject_id)
         json_object_set_new(obj, "masked", json_string(masked));
         set_text_column(obj, "created", stmt, 3);
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     return obj;
 }
 
@@ -925,7 +945,7 @@ static json_t *analytes_json(sqlite3 *db, const char *result_id)
         json_object_set_new(item, "flags", flags);
         json_array_append_new(list, item);
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     return list;
 }
 
@@ -1034,7 +1054,7 @@ static json_t *result_json(sqlite3 *db, const char *test_id)
             json_object_set_new(obj, "analytes", analytes_json(db, result_id));
         }
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     return obj;
 }
 
@@ -1066,7 +1086,7 @@ json_t *db_test_json(sqlite3 *db, const char *test_id)
             json_object_set_new(obj, "result", result);
         }
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     return obj;
 }
 
@@ -1091,7 +1111,7 @@ static json_t *decision_json(sqlite3 *db, const char *stop_id)
         set_json_column(obj, "actions", stmt, 5);
         set_text_column(obj, "created", stmt, 6);
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     return obj;
 }
 
@@ -1111,7 +1131,7 @@ static void append_each(sqlite3 *db, const char *sql, const char *key, json_t *l
             json_array_append_new(list, item);
         }
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
 }
 
 static json_t *notes_json(sqlite3 *db, const char *stop_id)
@@ -1130,7 +1150,7 @@ static json_t *notes_json(sqlite3 *db, const char *stop_id)
         set_text_column(note, "created", stmt, 1);
         json_array_append_new(list, note);
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     return list;
 }
 
@@ -1165,7 +1185,7 @@ json_t *db_stop_json(sqlite3 *db, const char *stop_id)
             json_object_set_new(obj, "decision", decision);
         }
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     return obj;
 }
 
@@ -1188,7 +1208,7 @@ static json_t *specimen_json(sqlite3 *db, const char *specimen_id)
         set_text_column(obj, "stop", stmt, 4);
         set_text_column(obj, "collected", stmt, 5);
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     return obj;
 }
 
@@ -1227,7 +1247,7 @@ int db_specimen_collection_date(sqlite3 *db, const char *specimen_id)
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         date = sqlite3_column_int(stmt, 0);
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     return date;
 }
 
@@ -1244,7 +1264,7 @@ int db_result_exists(sqlite3 *db, const char *serial, uint32_t sequence, uint32_
     sqlite3_bind_int64(stmt, 2, sequence);
     sqlite3_bind_int64(stmt, 3, host_test_id);
     rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
+    release(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         return -1;
     }
@@ -1272,7 +1292,7 @@ int db_test_find_by_host_id(sqlite3 *db, const char *instrument, uint32_t host_t
     if (rc == SQLITE_ROW) {
         read_test_columns(stmt, row);
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         return -1;
     }
@@ -1309,6 +1329,6 @@ int db_specimen_busy_tests(sqlite3 *db, const char *specimen_id)
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         count = sqlite3_column_int(stmt, 0);
     }
-    sqlite3_finalize(stmt);
+    release(stmt);
     return count;
 }
