@@ -472,7 +472,13 @@ int db_open_tests(sqlite3 *db, void (*visit)(const struct test_row *row, void *u
     sqlite3_stmt *stmt;
     int rc;
 
-    snprintf(sql, sizeof(sql), "%s WHERE state IN ('pending', 'running') ORDER BY id",
+    /* The first term is the WHERE of the partial index tests_open_host_id,
+     * which SQLite uses only when a query repeats it. "+id" keeps the
+     * planner from walking the whole table in ID order instead, which took
+     * over a second at start-up on five million tests. */
+    snprintf(sql, sizeof(sql),
+             "%s WHERE state IN ('pending', 'running', 'interrupted') AND"
+             " state IN ('pending', 'running') ORDER BY +id",
              test_columns);
     stmt = prepare(db, sql);
     if (stmt == NULL) {
