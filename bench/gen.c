@@ -24,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Version of the generated rows; bench/run keeps a generated file while
- * this, controller/db.c and the threshold set stay the same. */
+/* Version of the generated rows. bench/run keeps a generated file while
+ * this, the schema in controller/db.c and the threshold set stay the same. */
 #define GEN_FORMAT 1
 
 #define LAB "GEN01"
@@ -471,7 +471,7 @@ static void open_database(struct gen *gen)
     if (db_threshold_set_store(gen->db, &gen->thresholds) != 0) {
         fail_sql(gen, "storing the threshold set");
     }
-    /* db_threshold_set_store stamps the current time; a fixed one keeps
+    /* db_threshold_set_store stamps the current time. A fixed time keeps
      * the file the same for the same seed. */
     exec(gen, "UPDATE threshold_sets SET loaded = '2024-01-01T00:00:00.000Z'");
     for (int i = 0; i < ST_COUNT; i++) {
