@@ -385,8 +385,18 @@ static const char *small_database(char **dir)
     return path;
 }
 
+/* Reports whether BENCH_ONLY is unset or names this benchmark, so that a
+ * profiler can watch one benchmark alone. */
+static bool selected(const char *id)
+{
+    const char *only = getenv("BENCH_ONLY");
+
+    return only == NULL || strcmp(only, id) == 0;
+}
+
 /* Usage: bench_daemon [--smoke] [--runs N] [DATABASE]. Without DATABASE,
- * B5 and B7 run on a small generated one. */
+ * B5 and B7 run on a small generated one. BENCH_ONLY=B4 (or B5, B6, B7)
+ * runs one benchmark. */
 int main(int argc, char **argv)
 {
     int runs = 5;
@@ -396,10 +406,18 @@ int main(int argc, char **argv)
     int first = bench_common_options(argc, argv, &runs, &smoke);
     const char *database = first < argc ? argv[first] : small_database(&generated_dir);
     signal(SIGPIPE, SIG_IGN);
-    run_b4_e2e(runs < 3 ? runs : 3, smoke);
-    run_b5(database, smoke);
-    run_b6(smoke);
-    run_b7(database, runs);
+    if (selected("B4")) {
+        run_b4_e2e(runs < 3 ? runs : 3, smoke);
+    }
+    if (selected("B5")) {
+        run_b5(database, smoke);
+    }
+    if (selected("B6")) {
+        run_b6(smoke);
+    }
+    if (selected("B7")) {
+        run_b7(database, runs);
+    }
     if (generated_dir != NULL) {
         bench_rmdir(generated_dir);
         free(generated_dir);
