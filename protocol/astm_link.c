@@ -572,13 +572,17 @@ static void handle_timeout(struct astm_link *link, struct astm_event *event)
 /* Takes the bytes of a frame up to the next STX, EOT or LF in one copy,
  * as on_frame_byte would one at a time, and returns how many it took.
  * Byte-at-a-time dispatch cost about half of the time spent reading a
- * transcript. */
+ * transcript, and memchr finds the three bytes faster than a loop. */
 static size_t take_frame_run(struct astm_link *link, const uint8_t *data, size_t len)
 {
-    size_t run = 0;
+    size_t run = len;
+    const uint8_t stops[] = {ASTM_LF, ASTM_STX, ASTM_EOT};
 
-    while (run < len && data[run] != ASTM_STX && data[run] != ASTM_EOT && data[run] != ASTM_LF) {
-        run++;
+    for (size_t i = 0; i < sizeof(stops); i++) {
+        const uint8_t *found = memchr(data, stops[i], run);
+        if (found != NULL) {
+            run = (size_t)(found - data);
+        }
     }
     size_t room = link->frame_cap - link->frame_len;
     size_t copied = run < room ? run : room;
