@@ -22,12 +22,12 @@
 #define SUBJECT "999999199001011238"
 #define GENERATED_SUBJECT "99999919500101000X" /* toxlab-bench-gen's first subject */
 
-static void expect_ok(json_t *response, const char *what)
+static void expect_ok(json_t *response, const char *request)
 {
     if (!json_is_true(json_object_get(response, "ok"))) {
         char *text = json_dumps(response, JSON_COMPACT);
         errno = 0;
-        bench_fail("%s failed: %s", what, text);
+        bench_fail("%s failed: %s", request, text);
     }
 }
 
@@ -108,7 +108,7 @@ static void run_b6(bool smoke)
     struct client client;
     long warmup = smoke ? 100 : 10000;
     long many = smoke ? 1000 : 1000000;
-    char what[128], note[160];
+    char figure[128], note[160];
 
     rig_init(&rig, "memory", NULL);
     rig_start_sims(&rig, 8, NULL);
@@ -128,13 +128,13 @@ static void run_b6(bool smoke)
     struct bench_stats warm = {after_warmup, after_warmup, after_warmup};
     snprintf(note, sizeof(note), "target <= 4096 KiB: %s; cache_size %ld",
              after_warmup <= 4096 ? "met" : "missed", cache_size);
-    snprintf(what, sizeof(what), "RssAnon idle after %ld requests, 8 analyzers", warmup);
-    bench_row("B6", what, warm, 0, "KiB", note);
+    snprintf(figure, sizeof(figure), "RssAnon idle after %ld requests, 8 analyzers", warmup);
+    bench_row("B6", figure, warm, 0, "KiB", note);
     struct bench_stats growth = {after_many - after_warmup, after_many - after_warmup,
                                  after_many - after_warmup};
-    snprintf(what, sizeof(what), "RssAnon growth over %ld more requests", many);
+    snprintf(figure, sizeof(figure), "RssAnon growth over %ld more requests", many);
     snprintf(note, sizeof(note), "target <= 256 KiB: %s", growth.median <= 256 ? "met" : "missed");
-    bench_row("B6", what, growth, 0, "KiB", note);
+    bench_row("B6", figure, growth, 0, "KiB", note);
 }
 
 /* ---- B4 end to end ------------------------------------------------------ */
@@ -355,11 +355,11 @@ static void run_b5(const char *database, bool smoke)
             double p50, p99;
             double rate = time_licence(rig.socket, processes, smoke ? 10 : 2000, &p50, &p99);
             struct bench_stats stats = {rate, rate, rate};
-            char what[128];
-            snprintf(what, sizeof(what), "licence check over the socket, %d client%s", processes,
-                     processes > 1 ? "s" : "");
+            char figure[128];
+            snprintf(figure, sizeof(figure), "licence check over the socket, %d client%s",
+                     processes, processes > 1 ? "s" : "");
             snprintf(note, sizeof(note), "p50 %.3f ms, p99 %.3f ms", p50, p99);
-            bench_row("B5", what, stats, 0, "checks/s", note);
+            bench_row("B5", figure, stats, 0, "checks/s", note);
         }
     }
     bench_row("B5", "disk fsync latency (p50)", fsync_ms, 3, "ms", note);

@@ -38,11 +38,11 @@ struct store {
     char (*tests)[RECORD_ID_SIZE];
 };
 
-static void check(int status, struct store *store, const char *what)
+static void check(int status, struct store *store, const char *operation)
 {
     if (status != 0) {
         errno = 0;
-        bench_fail("%s failed: %s", what, sqlite3_errmsg(store->db));
+        bench_fail("%s failed: %s", operation, sqlite3_errmsg(store->db));
     }
 }
 
@@ -269,7 +269,7 @@ static void remove_database(const char *path)
 static void run_sources(const char *dir, int sources, int runs, size_t count)
 {
     double daemon[BENCH_MAX_RUNS], reference[BENCH_MAX_RUNS], ratio[BENCH_MAX_RUNS];
-    char path[4096], what[128], note[128];
+    char path[4096], figure[128], note[128];
 
     for (int r = 0; r < runs; r++) {
         snprintf(path, sizeof(path), "%s/daemon.db", dir);
@@ -281,17 +281,17 @@ static void run_sources(const char *dir, int sources, int runs, size_t count)
         ratio[r] = daemon[r] / reference[r];
     }
     struct bench_stats ratio_stats = bench_stats_of(ratio, (size_t)runs);
-    snprintf(what, sizeof(what), "storage path, %d source%s", sources, sources > 1 ? "s" : "");
-    bench_row("B4", what, bench_stats_of(daemon, (size_t)runs), 0, "results/s",
+    snprintf(figure, sizeof(figure), "storage path, %d source%s", sources, sources > 1 ? "s" : "");
+    bench_row("B4", figure, bench_stats_of(daemon, (size_t)runs), 0, "results/s",
               "one transaction a result");
-    snprintf(what, sizeof(what), "plain SQLite, %d result%s a transaction", sources,
+    snprintf(figure, sizeof(figure), "plain SQLite, %d result%s a transaction", sources,
              sources > 1 ? "s" : "");
-    bench_row("B4", what, bench_stats_of(reference, (size_t)runs), 0, "results/s", "reference");
-    snprintf(what, sizeof(what), "storage path / reference, %d source%s", sources,
+    bench_row("B4", figure, bench_stats_of(reference, (size_t)runs), 0, "results/s", "reference");
+    snprintf(figure, sizeof(figure), "storage path / reference, %d source%s", sources,
              sources > 1 ? "s" : "");
     snprintf(note, sizeof(note), "target >= 0.8x: %s",
              ratio_stats.median >= 0.8 ? "met" : "missed");
-    bench_row("B4", what, ratio_stats, 3, "x", note);
+    bench_row("B4", figure, ratio_stats, 3, "x", note);
 }
 
 int main(int argc, char **argv)

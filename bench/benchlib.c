@@ -238,10 +238,10 @@ struct bench_stats bench_stats_of(double *values, size_t count)
     return stats;
 }
 
-void bench_row(const char *id, const char *what, struct bench_stats stats, int digits,
+void bench_row(const char *id, const char *figure, struct bench_stats stats, int digits,
                const char *unit, const char *note)
 {
-    printf("| %s | %s | %.*f %s | %.*f to %.*f | %s |\n", id, what, digits, stats.median, unit,
+    printf("| %s | %s | %.*f %s | %.*f to %.*f | %s |\n", id, figure, digits, stats.median, unit,
            digits, stats.min, digits, stats.max, note ? note : "");
     fflush(stdout);
 }

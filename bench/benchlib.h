@@ -67,9 +67,9 @@ void bench_start_sim(struct bench_child *sim, const char *dir, const char *name,
 /* Sorts values and returns their median, minimum and maximum. */
 struct bench_stats bench_stats_of(double *values, size_t count);
 
-/* Prints one table row: id, what, the median with its unit, the spread,
- * and a note (the ratio or target), each figure with `digits` decimals. */
-void bench_row(const char *id, const char *what, struct bench_stats stats, int digits,
+/* Prints one table row: id, figure, the median with its unit, the spread,
+ * and a note (the ratio or target), each number with `digits` decimals. */
+void bench_row(const char *id, const char *figure, struct bench_stats stats, int digits,
                const char *unit, const char *note);
 
 /* Parses "--runs N" and "--smoke" style options shared by every program.

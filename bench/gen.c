@@ -102,9 +102,9 @@ static long random_below(struct gen *gen, long bound)
     return (long)(next_random(gen) % (unsigned long long)bound);
 }
 
-static void fail_sql(struct gen *gen, const char *what)
+static void fail_sql(struct gen *gen, const char *operation)
 {
-    fprintf(stderr, "toxlab-bench-gen: %s failed: %s\n", what, sqlite3_errmsg(gen->db));
+    fprintf(stderr, "toxlab-bench-gen: %s failed: %s\n", operation, sqlite3_errmsg(gen->db));
     exit(1);
 }
 
