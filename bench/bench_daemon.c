@@ -270,11 +270,10 @@ static void fsync_latency(const char *folder, struct bench_stats *stats)
     stats->max = ms[197]; /* the spread's upper end is the 99th percentile */
 }
 
+/* The arguments of main's licence.check: an application for a licence. */
 static json_t *licence_args(void)
 {
-    /* TODO: match the arguments to the licence.check row of
-     * docs/protocol.md once the command exists. */
-    return json_pack("{ss ss}", "subject", GENERATED_SUBJECT, "question", "apply");
+    return json_pack("{ss ss}", "subject", GENERATED_SUBJECT, "for", "application");
 }
 
 /* Runs count licence checks from each of `processes` client processes and
@@ -345,8 +344,8 @@ static void run_b5(const char *database, bool smoke)
              "spread is minimum to p99; 4 KiB write and fdatasync beside "
              "the database");
     if (missing) {
-        printf("| B5 | licence check over the socket | not measured | | command not yet on "
-               "main: toxlabd answers unknown-command |\n");
+        printf("| B5 | licence check over the socket | not measured | | this toxlabd has no "
+               "licence.check: it answers unknown-command |\n");
     } else {
         /* TODO: the in-process reference (the same queries and the
          * recording transaction on the same file) needs the command's

@@ -56,6 +56,9 @@ static void write_config(struct daemon_rig *rig, int poll_ms)
             "[daemon]\nlab_id = BENCH\ndatabase = %s\nsocket = %s\nsocket_group = %u\n"
             "thresholds = %s/etc/thresholds.tsv\n",
             rig->database, rig->socket, (unsigned)getgid(), bench_program("TOXLAB_SOURCE_DIR"));
+    /* TODO: where the configuration has [roles], grant every role to
+     * getgid(), so that a run as a user other than root may use every
+     * command. */
     for (size_t i = 0; i < rig->sim_count; i++) {
         fprintf(file,
                 "\n[instrument.saliva-%zu]\ndriver = saliva\ndevice = %s\n"
