@@ -10,13 +10,16 @@
 
 void db_now_text(char out[TIMESTAMP_SIZE]);
 
-/* Prepares a statement, logging the error; NULL on failure. */
+/* Returns a statement for sql, logging the error and returning NULL on
+ * failure. It may be a cached one that an earlier caller reset, so finalize
+ * it or reset it (db_run_stmt does) when done, and do not prepare the same
+ * SQL again while holding one that was not stepped yet. */
 sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql);
 
 /* Binds text arguments 1..count (NULL pointers and empty strings bind SQL NULL). */
 void db_bind_texts(sqlite3_stmt *stmt, int count, const char *const *values);
 
-/* Steps a statement that returns no rows, then finalizes it. */
+/* Steps a statement that returns no rows, then resets it for reuse. */
 int db_run_stmt(sqlite3 *db, sqlite3_stmt *stmt);
 
 int db_exec_sql(sqlite3 *db, const char *sql);

@@ -650,6 +650,8 @@ static void end_test(struct daemon *daemon, struct instrument *inst, const char 
 /* Interprets and commits a result with the stop's decision. Returns 1 when
  * the stop ended with it, 0 when other tests are open, -1 when nothing was
  * stored. */
+/* TODO: one transaction and fdatasync per result caps storage near the
+ * disk's commit rate; group commit over a pass of line events would not. */
 static int commit_result(struct daemon *daemon, struct instrument *inst,
                          const struct driver_result *result, char result_id[RECORD_ID_SIZE])
 {

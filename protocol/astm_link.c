@@ -569,6 +569,32 @@ static void handle_timeout(struct astm_link *link, struct astm_event *event)
     }
 }
 
+/* Takes the bytes of a frame up to the next STX, EOT or LF in one copy,
+ * as on_frame_byte would one at a time, and returns how many it took.
+ * Byte-at-a-time dispatch cost about half of the time spent reading a
+ * transcript, and memchr finds the three bytes faster than a loop. */
+static size_t take_frame_run(struct astm_link *link, const uint8_t *data, size_t len)
+{
+    size_t run = len;
+    const uint8_t stops[] = {ASTM_LF, ASTM_STX, ASTM_EOT};
+
+    for (size_t i = 0; i < sizeof(stops); i++) {
+        const uint8_t *found = memchr(data, stops[i], run);
+        if (found != NULL) {
+            run = (size_t)(found - data);
+        }
+    }
+    size_t room = link->frame_cap - link->frame_len;
+    size_t copied = run < room ? run : room;
+    memcpy(link->frame + link->frame_len, data, copied);
+    link->frame_len += copied;
+    if (copied < run) {
+        link->frame_overflow = true;
+    }
+    link->fed += run;
+    return run;
+}
+
 size_t astm_link_input(struct astm_link *link, const uint8_t *data, size_t len, int64_t now,
                        struct astm_event *event)
 {
@@ -579,6 +605,12 @@ size_t astm_link_input(struct astm_link *link, const uint8_t *data, size_t len, 
     }
 
     for (size_t i = 0; i < len; i++) {
+        if (link->state == ASTM_RX_FRAME) {
+            i += take_frame_run(link, data + i, len - i);
+            if (i == len) {
+                break;
+            }
+        }
         link->fed++;
         handle_byte(link, data[i], now, event);
         if (event->kind != ASTM_EV_NONE) {

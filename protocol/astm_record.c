@@ -1,5 +1,6 @@
 /* ASTM E1394 record codec: delimiters, parsing, escapes, writing and the
  * assembly of records from frame text. docs/astm.md describes the rules. */
+#define _GNU_SOURCE /* memrchr */
 #include "protocol/astm_record.h"
 
 #include <ctype.h>
@@ -699,10 +700,9 @@ int astm_assembler_add(struct astm_assembler *assembler, const char *text, size_
     if (len > 0) {
         memcpy(assembler->data + assembler->len, text, len);
     }
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == RECORD_END) {
-            assembler->partial = assembler->len + i + 1;
-        }
+    const char *last_end = len > 0 ? memrchr(text, RECORD_END, len) : NULL;
+    if (last_end != NULL) {
+        assembler->partial = assembler->len + (size_t)(last_end - text) + 1;
     }
     assembler->len += len;
     assembler->message_end = final;

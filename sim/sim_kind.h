@@ -16,6 +16,7 @@ struct sim_run {
     bool exit_on_eof;    /* stop when standard input reaches end of file */
     bool trace_requests; /* print a `request` event for each counted request */
     int signal_fd;       /* signalfd that becomes readable on SIGTERM or SIGINT */
+    int paced_baud;      /* 0, or the baud rate that --paced replies keep to */
 };
 
 struct sim_kind {

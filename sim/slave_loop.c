@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "sim/slave_loop.h"
 
+#include "sim/paced.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -88,6 +90,15 @@ static void write_reply(struct slave_loop *loop, const uint8_t *reply, size_t le
     size_t done = 0;
 
     if (loop->unplugged) {
+        return;
+    }
+    if (loop->run->paced_baud > 0) {
+        done = paced_write(loop->run->pty->master, reply, len, loop->input_start_ns,
+                           loop->request_len, loop->run->paced_baud);
+        if (done < len) {
+            fprintf(stderr, "toxlab-sim: paced reply dropped after %zu of %zu bytes: %s\n", done,
+                    len, strerror(errno));
+        }
         return;
     }
 
@@ -334,6 +345,7 @@ static void handle_frame(struct slave_loop *loop, const uint8_t *frame, size_t l
     uint8_t reply[RTU_MAX_FRAME];
     size_t reply_len = 0;
     unsigned test = 0;
+    loop->request_len = len;
     uint8_t exception = serve_request(loop, status, &req, now, reply, &reply_len, &test);
 
     /* A broadcast gets no reply, not even an exception. */
@@ -399,6 +411,10 @@ static void process_input(struct slave_loop *loop, int64_t now, bool gap_passed)
 /* Returns -1 after a read error that the sim cannot recover from. */
 static int read_requests(struct slave_loop *loop, int64_t now)
 {
+    if (loop->input_len == 0) {
+        loop->input_start_ns = paced_now_ns();
+    }
+
     ssize_t n = read(loop->run->pty->master, loop->input + loop->input_len,
                      sizeof loop->input - loop->input_len);
 

@@ -65,6 +65,8 @@ struct slave_loop {
     uint8_t input[SLAVE_LOOP_INPUT_MAX]; /* request bytes not yet framed */
     size_t input_len;
     int64_t last_input_ms;
+    int64_t input_start_ns; /* when the first unframed byte arrived, for pacing */
+    size_t request_len;     /* length of the request being served, for pacing */
 
     char command[SLAVE_LOOP_COMMAND_MAX]; /* standard input line being read */
     size_t command_len;

@@ -13,6 +13,7 @@
 
 #include "sim/breath_sim.h"
 #include "sim/hair_sim.h"
+#include "sim/paced.h"
 #include "sim/pty.h"
 #include "sim/saliva_sim.h"
 #include "sim/sim_kind.h"
@@ -36,6 +37,7 @@ struct options {
     int slave;                 /* 0 unless -s */
     bool exit_on_eof;
     bool trace_requests;
+    int paced_baud; /* 0 unless --paced */
 };
 
 static void print_usage(FILE *out)
@@ -58,6 +60,10 @@ static void print_usage(FILE *out)
                  "      --exit-on-eof  stop when standard input reaches end of file\n"
                  "      --trace-requests\n"
                  "                     print a 'request' event line for each request\n"
+                 "      --paced        send replies at the wire speed of a serial line, 11 bits\n"
+                 "                     a character, after the request's own wire time and a\n"
+                 "                     3.5-character gap (for benchmarks)\n"
+                 "      --baud N       the line speed of --paced in bit/s (default 19200)\n"
                  "  -h, --help         print this help and exit\n"
                  "\n"
                  "Exit status: 0 after a normal stop, 1 when the pty fails, 2 for a bad\n"
@@ -72,6 +78,18 @@ static const struct sim_kind *find_kind(const char *name)
         }
     }
     return NULL;
+}
+
+static bool parse_baud(const char *text, int *baud)
+{
+    char *end;
+    long value = strtol(text, &end, 10);
+
+    if (end == text || *end != '\0' || value < 300 || value > 4000000) {
+        return false;
+    }
+    *baud = (int)value;
+    return true;
 }
 
 static bool parse_slave(const char *text, int *slave)
@@ -90,16 +108,20 @@ static bool parse_slave(const char *text, int *slave)
  * printed. */
 static int parse_options(int argc, char **argv, struct options *opts)
 {
-    enum { OPT_LINK = 256, OPT_EXIT_ON_EOF, OPT_TRACE_REQUESTS };
+    enum { OPT_LINK = 256, OPT_EXIT_ON_EOF, OPT_TRACE_REQUESTS, OPT_PACED, OPT_BAUD };
     static const struct option long_options[] = {
         {"slave", required_argument, NULL, 's'},
         {"link", required_argument, NULL, OPT_LINK},
         {"exit-on-eof", no_argument, NULL, OPT_EXIT_ON_EOF},
         {"trace-requests", no_argument, NULL, OPT_TRACE_REQUESTS},
+        {"paced", no_argument, NULL, OPT_PACED},
+        {"baud", required_argument, NULL, OPT_BAUD},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
+    bool paced = false;
+    int baud = PACED_DEFAULT_BAUD;
 
     memset(opts, 0, sizeof *opts);
     while ((c = getopt_long(argc, argv, "s:h", long_options, NULL)) != -1) {
@@ -120,6 +142,16 @@ static int parse_options(int argc, char **argv, struct options *opts)
         case OPT_TRACE_REQUESTS:
             opts->trace_requests = true;
             break;
+        case OPT_PACED:
+            paced = true;
+            break;
+        case OPT_BAUD:
+            if (!parse_baud(optarg, &baud)) {
+                fprintf(stderr, "toxlab-sim: invalid baud rate '%s' (expected 300 to 4000000)\n",
+                        optarg);
+                return -1;
+            }
+            break;
         case 'h':
             print_usage(stdout);
             return 1;
@@ -128,6 +160,8 @@ static int parse_options(int argc, char **argv, struct options *opts)
             return -1;
         }
     }
+
+    opts->paced_baud = paced ? baud : 0;
 
     int operands = argc - optind;
     if (operands < 1 || operands > 2) {
@@ -191,6 +225,9 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    if (opts.paced_baud > 0 && paced_setup() != 0) {
+        perror("toxlab-sim: prctl(PR_SET_TIMERSLACK)");
+    }
     if (sim_pty_open(&pty, opts.link) < 0) {
         opts.kind->free_scenario(scenario);
         return EXIT_RUNTIME;
@@ -205,6 +242,7 @@ int main(int argc, char **argv)
         .exit_on_eof = opts.exit_on_eof,
         .trace_requests = opts.trace_requests,
         .signal_fd = signal_fd,
+        .paced_baud = opts.paced_baud,
     };
     int status = opts.kind->run(&run, scenario);
 
