@@ -95,7 +95,7 @@ static int copy_database(sqlite3 *source, const char *path, char *err, size_t er
             rc = sqlite3_exec(target, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
         }
     }
-    /* The copy holds full subject IDs: only toxlabd's user may read it. */
+    /* The copy contains full subject IDs: only toxlabd's user may read it. */
     if (rc == SQLITE_OK && chmod(path, 0600) != 0) {
         rc = SQLITE_CANTOPEN;
     }
