@@ -22,6 +22,7 @@
 #define SUBJECT "999999199001011238"
 #define GENERATED_SUBJECT "99999919500101000X" /* toxlab-bench-gen's first subject */
 
+/* Fails the benchmark unless the response is ok; takes the reference. */
 static void expect_ok(json_t *response, const char *request)
 {
     if (!json_is_true(json_object_get(response, "ok"))) {
@@ -29,6 +30,7 @@ static void expect_ok(json_t *response, const char *request)
         errno = 0;
         bench_fail("%s failed: %s", request, text);
     }
+    json_decref(response);
 }
 
 /* ---- B7 ---------------------------------------------------------------- */
@@ -182,7 +184,7 @@ static void handle_line(struct e2e *e2e, json_t *line, long total)
     json_t *stop = json_object_get(line, "stop");
 
     if (json_is_false(json_object_get(line, "ok"))) {
-        expect_ok(line, "a request of the end-to-end run");
+        expect_ok(json_incref(line), "a request of the end-to-end run");
     }
     if (json_is_object(stop) && json_object_get(line, "id") != NULL) {
         json_t *tests = json_object_get(stop, "tests");
