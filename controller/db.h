@@ -47,8 +47,8 @@ struct result_context {
 };
 
 /* The schema version stored in PRAGMA user_version. Version 1 is the
- * schema in db.c; every later change ships a migration from the version
- * before and a test on a database that version made. */
+ * schema in db.c. Every later change ships a migration from the version
+ * before, and a test on a database that version made. */
 #define DB_SCHEMA_VERSION 1
 
 int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size_t err_size);

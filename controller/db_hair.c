@@ -77,7 +77,10 @@ static int first_text(sqlite3 *db, const char *sql, int count, const char *const
         db_copy_column(stmt, 0, out, size);
     }
     sqlite3_finalize(stmt);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    if (rc == SQLITE_ROW) {
+        return 1;
+    }
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int db_hair_seen(sqlite3 *db, const char *instrument, const char *digest)
@@ -314,7 +317,10 @@ int db_hair_result_state(sqlite3 *db, const char *result_id, struct hair_result_
         state->released = sqlite3_column_int(stmt, 3) != 0;
     }
     sqlite3_finalize(stmt);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    if (rc == SQLITE_ROW) {
+        return 1;
+    }
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int db_hair_link(sqlite3 *db, const char *result_id, const char *subject_id,

@@ -11,8 +11,8 @@
 
 #define SUBJECT_A "999999199001011238"
 #define SUBJECT_B "999999198506150028"
-/* Deadline for one awaited event; generous, because a loaded 2-core CI
- * machine running valgrind beside the tests is slow, and a deadline costs
+/* Deadline for one awaited event. It is generous because a loaded 2-core
+ * CI machine running valgrind beside the tests is slow. A deadline costs
  * nothing when the event comes. */
 #define EVENT_MS 30000
 #define CLIENT_MS 30000
