@@ -108,6 +108,7 @@ static const char schema[] =
     " uid INTEGER NOT NULL, created TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS tests_stop ON tests (stop_id);"
     "CREATE INDEX IF NOT EXISTS results_subject ON results (subject_id);"
+    "CREATE INDEX IF NOT EXISTS result_releases_result ON result_releases (result_id);"
     "CREATE UNIQUE INDEX IF NOT EXISTS results_laboratory_report"
     " ON results (laboratory, report_number, matrix) WHERE laboratory IS NOT NULL"
     " AND supersedes IS NULL;"

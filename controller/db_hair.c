@@ -23,7 +23,8 @@ static const char hair_schema[] =
     " result_id TEXT NOT NULL UNIQUE REFERENCES results(id),"
     " subject_id TEXT NOT NULL REFERENCES subjects(id),"
     " specimen_id TEXT NOT NULL REFERENCES specimens(id), reason TEXT NOT NULL,"
-    " uid INTEGER NOT NULL, created TEXT NOT NULL);";
+    " uid INTEGER NOT NULL, created TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS result_links_subject ON result_links (subject_id);";
 
 int db_hair_schema(sqlite3 *db)
 {

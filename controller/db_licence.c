@@ -240,14 +240,22 @@ static json_t *evidence_result_json(sqlite3 *db, sqlite3_stmt *stmt)
 
 static json_t *evidence_results(sqlite3 *db, const char *subject_id, const char *stop_id)
 {
+    /* The candidates come from indexed lookups first (the subject's own and
+     * linked results, or the stop's tests), because a filter written with
+     * "?1 IS NULL OR ..." makes SQLite scan every result. */
     static const char sql[] =
-        "SELECT r.id, r.matrix, r.tier, r.status, r.supersedes,"
+        "WITH chosen(id) AS ("
+        " SELECT id FROM results WHERE ?1 IS NOT NULL AND subject_id = ?1"
+        " UNION SELECT result_id FROM result_links WHERE ?1 IS NOT NULL AND subject_id = ?1"
+        " UNION SELECT r.id FROM tests t JOIN results r ON r.test_id = t.id"
+        "  WHERE ?2 IS NOT NULL AND t.stop_id = ?2)"
+        " SELECT r.id, r.matrix, r.tier, r.status, r.supersedes,"
         " COALESCE(NULLIF(r.collected_date, 0), sp.collected_date),"
         " COALESCE(sp.barcode, r.barcode),"
         " COALESCE(st.driving, 0),"
         " (SELECT MIN(created) FROM result_releases rr WHERE rr.result_id = r.id),"
         " r.laboratory, r.report_number"
-        " FROM results r LEFT JOIN tests t ON t.id = r.test_id"
+        " FROM chosen c JOIN results r ON r.id = c.id LEFT JOIN tests t ON t.id = r.test_id"
         " LEFT JOIN result_links rl ON rl.result_id = r.id"
         " LEFT JOIN specimens sp ON sp.id = COALESCE(r.specimen_id, rl.specimen_id)"
         " LEFT JOIN stops st ON st.id = COALESCE(t.stop_id, sp.stop_id)"
