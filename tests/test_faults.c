@@ -551,6 +551,25 @@ static bool has_fd_on(pid_t pid, const char *path)
     return on_path > 0;
 }
 
+/* Returns the smallest descriptor count read as the retries pass first,
+ * first + 100 and first + 200. */
+static int min_fds_at(struct rig *rig, int first)
+{
+    int smallest = -1;
+    char text[128];
+
+    for (int retries = first; retries <= first + 200; retries += 100) {
+        snprintf(text, sizeof(text), "No such file or directory; retrying in 1 ms (%d so far)",
+                 retries);
+        wait_log(rig, text);
+        int count = count_settled_fds(rig->daemon.pid, rig->pty);
+        if (smallest < 0 || count < smallest) {
+            smallest = count;
+        }
+    }
+    return smallest;
+}
+
 /* A thousand failed reconnections leave the daemon's descriptors as they
  * were: first with the device absent, then with its port locked, which
  * opens the port each time before failing. */
@@ -567,10 +586,12 @@ START_TEST(reconnects_leak_no_descriptors)
     /* The baseline comes after start-up, whose port listing opens
      * descriptors of its own for a moment. */
     wait_log(&rig, "ready: 1 instrument,");
-    wait_log(&rig, "No such file or directory; retrying in 1 ms (100 so far)");
-    int before = count_settled_fds(rig.daemon.pid, rig.pty);
-    wait_log(&rig, "No such file or directory; retrying in 1 ms (1100 so far)");
-    ck_assert_int_eq(count_settled_fds(rig.daemon.pid, rig.pty), before);
+    /* A descriptor that a moment's work holds open (a port listing, a
+     * notification) can be caught by one reading, so each side takes the
+     * smallest of three readings; a leak would add a thousand. */
+    int before = min_fds_at(&rig, 100);
+    int after = min_fds_at(&rig, 1100);
+    ck_assert_int_eq(after, before);
     rig_stop(&rig);
 
     rig_start(&rig, fast_phases, "retry_ms = 1\nretry_max_ms = 1\n");
