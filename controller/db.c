@@ -206,17 +206,11 @@ void db_copy_column(sqlite3_stmt *stmt, int column, char *out, size_t size)
     snprintf(out, size, "%s", text ? (const char *)text : "");
 }
 
-/* Makes each table append-only: a correction is a new row that points at
- * the row it corrects. */
-static int add_append_only_triggers(sqlite3 *db)
+int db_make_append_only(sqlite3 *db, const char *const *tables, size_t count)
 {
-    static const char *const tables[] = {"results",   "result_analytes",   "result_releases",
-                                         "decisions", "stop_notes",        "statuses",
-                                         "licences",  "licence_decisions", "decision_reviews",
-                                         "rule_sets", "threshold_sets"};
     char sql[512];
 
-    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+    for (size_t i = 0; i < count; i++) {
         snprintf(sql, sizeof(sql),
                  "CREATE TRIGGER IF NOT EXISTS %s_no_update BEFORE UPDATE ON %s"
                  " BEGIN SELECT RAISE(ABORT, '%s rows are append-only'); END;"
@@ -228,6 +222,16 @@ static int add_append_only_triggers(sqlite3 *db)
         }
     }
     return 0;
+}
+
+static int add_append_only_triggers(sqlite3 *db)
+{
+    static const char *const tables[] = {"results",   "result_analytes",   "result_releases",
+                                         "decisions", "stop_notes",        "statuses",
+                                         "licences",  "licence_decisions", "decision_reviews",
+                                         "rule_sets", "threshold_sets"};
+
+    return db_make_append_only(db, tables, sizeof(tables) / sizeof(tables[0]));
 }
 
 /* Reads PRAGMA user_version and whether the file has any table yet. */

@@ -29,23 +29,11 @@ static const char hair_schema[] =
 int db_hair_schema(sqlite3 *db)
 {
     static const char *const tables[] = {"hair_segments", "astm_results", "result_links"};
-    char sql[512];
 
     if (db_exec_sql(db, hair_schema) != 0) {
         return -1;
     }
-    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-        snprintf(sql, sizeof(sql),
-                 "CREATE TRIGGER IF NOT EXISTS %s_no_update BEFORE UPDATE ON %s"
-                 " BEGIN SELECT RAISE(ABORT, '%s rows are append-only'); END;"
-                 "CREATE TRIGGER IF NOT EXISTS %s_no_delete BEFORE DELETE ON %s"
-                 " BEGIN SELECT RAISE(ABORT, '%s rows are append-only'); END;",
-                 tables[i], tables[i], tables[i], tables[i], tables[i], tables[i]);
-        if (db_exec_sql(db, sql) != 0) {
-            return -1;
-        }
-    }
-    return 0;
+    return db_make_append_only(db, tables, sizeof(tables) / sizeof(tables[0]));
 }
 
 int db_hair_segment_add(sqlite3 *db, const char *specimen_id, const char *length,

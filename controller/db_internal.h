@@ -23,6 +23,10 @@ void db_bind_texts(sqlite3_stmt *stmt, int count, const char *const *values);
 int db_run_stmt(sqlite3 *db, sqlite3_stmt *stmt);
 
 int db_exec_sql(sqlite3 *db, const char *sql);
+
+/* Makes each table append-only with triggers that reject UPDATE and DELETE:
+ * a correction is a new row that points at the row it corrects. */
+int db_make_append_only(sqlite3 *db, const char *const *tables, size_t count);
 void db_copy_column(sqlite3_stmt *stmt, int column, char *out, size_t size);
 
 /* Sets key to the text of a column, omitting it when the column is NULL. */
