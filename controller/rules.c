@@ -214,43 +214,35 @@ static const char *parse_line(char *line, struct rule_set *set, size_t *used, in
     return NULL;
 }
 
+/* The state of one parse: the set and how much of its canonical text is used. */
+struct rules_parse {
+    struct rule_set *set;
+    size_t used;
+};
+
+static const char *parse_numbered_line(char *line, int number, void *user)
+{
+    struct rules_parse *parse = user;
+
+    return parse_line(line, parse->set, &parse->used, number);
+}
+
 int rules_parse(const char *text, const char *name, struct rule_set *set, char *err,
                 size_t err_size)
 {
-    char *copy = strdup(text);
-    char *cursor = copy;
-    size_t used = 0;
-    int line_number = 0;
+    struct rules_parse parse = {set, 0};
 
     memset(set, 0, sizeof(*set));
     set->canonical = malloc((size_t)RULES_MAX * 1024 + 1);
-    if (copy == NULL || set->canonical == NULL) {
-        free(copy);
-        rules_free(set);
+    if (set->canonical == NULL) {
         snprintf(err, err_size, "%s: out of memory", name);
         return -1;
     }
     set->canonical[0] = '\0';
-    while (cursor != NULL) {
-        char *line = cursor;
-        char *newline = strchr(cursor, '\n');
-        cursor = newline ? newline + 1 : NULL;
-        if (newline) {
-            *newline = '\0';
-        }
-        line_number++;
-        if (line[0] == '#' || tsv_trim(line)[0] == '\0') {
-            continue;
-        }
-        const char *reason = parse_line(line, set, &used, line_number);
-        if (reason != NULL) {
-            snprintf(err, err_size, "%s:%d: %s", name, line_number, reason);
-            free(copy);
-            rules_free(set);
-            return -1;
-        }
+    if (tsv_parse_lines(text, name, parse_numbered_line, &parse, err, err_size) != 0) {
+        rules_free(set);
+        return -1;
     }
-    free(copy);
     if (set->label[0] == '\0') {
         snprintf(err, err_size, "%s: missing %%label line", name);
         rules_free(set);

@@ -119,7 +119,7 @@ static void append_canonical(struct threshold_set *set, size_t *used,
 }
 
 /* Parses one non-comment line into the set; returns NULL or the reason. */
-static const char *parse_line(char *line, struct threshold_set *set, size_t *used)
+static const char *parse_line(char *line, struct threshold_set *set, size_t *used, int number)
 {
     char *fields[FIELD_COUNT + 1];
     struct threshold_row row = {0};
@@ -146,55 +146,44 @@ static const char *parse_line(char *line, struct threshold_set *set, size_t *use
     if (set->count == MAX_ROWS) {
         return "too many rows";
     }
-    row.line = 0;
+    row.line = number;
     set->rows[set->count] = row;
     append_canonical(set, used, &set->rows[set->count]);
     set->count++;
     return NULL;
 }
 
+/* The state of one parse: the set and how much of its canonical text is used. */
+struct thresholds_parse {
+    struct threshold_set *set;
+    size_t used;
+};
+
+static const char *parse_numbered_line(char *line, int number, void *user)
+{
+    struct thresholds_parse *parse = user;
+
+    return parse_line(line, parse->set, &parse->used, number);
+}
+
 int thresholds_parse(const char *text, const char *name, struct threshold_set *set, char *err,
                      size_t err_size)
 {
-    char *copy = strdup(text);
-    char *cursor = copy;
-    size_t used = 0;
-    int line_number = 0;
+    struct thresholds_parse parse = {set, 0};
 
     memset(set, 0, sizeof(*set));
     set->rows = calloc(MAX_ROWS, sizeof(*set->rows));
     set->canonical = malloc(strlen(text) + MAX_ROWS * 16 + 1);
-    if (copy == NULL || set->rows == NULL || set->canonical == NULL) {
-        free(copy);
+    if (set->rows == NULL || set->canonical == NULL) {
         thresholds_free(set);
         snprintf(err, err_size, "%s: out of memory", name);
         return -1;
     }
     set->canonical[0] = '\0';
-    while (cursor != NULL) {
-        char *line = cursor;
-        char *newline = strchr(cursor, '\n');
-        cursor = newline ? newline + 1 : NULL;
-        if (newline) {
-            *newline = '\0';
-        }
-        line_number++;
-        if (line[0] == '#' || tsv_trim(line)[0] == '\0') {
-            continue;
-        }
-        size_t before = set->count;
-        const char *reason = parse_line(line, set, &used);
-        if (reason != NULL) {
-            snprintf(err, err_size, "%s:%d: %s", name, line_number, reason);
-            free(copy);
-            thresholds_free(set);
-            return -1;
-        }
-        if (set->count > before) {
-            set->rows[before].line = line_number;
-        }
+    if (tsv_parse_lines(text, name, parse_numbered_line, &parse, err, err_size) != 0) {
+        thresholds_free(set);
+        return -1;
     }
-    free(copy);
     if (set->label[0] == '\0') {
         snprintf(err, err_size, "%s: missing %%label line", name);
         thresholds_free(set);

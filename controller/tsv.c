@@ -86,3 +86,37 @@ char *tsv_read_file(const char *path, size_t max_bytes, char *err, size_t err_si
     }
     return text;
 }
+
+int tsv_parse_lines(const char *text, const char *name,
+                    const char *(*parse)(char *line, int number, void *user), void *user, char *err,
+                    size_t err_size)
+{
+    char *copy = strdup(text);
+    char *cursor = copy;
+    int number = 0;
+
+    if (copy == NULL) {
+        snprintf(err, err_size, "%s: out of memory", name);
+        return -1;
+    }
+    while (cursor != NULL) {
+        char *line = cursor;
+        char *newline = strchr(cursor, '\n');
+        cursor = newline ? newline + 1 : NULL;
+        if (newline) {
+            *newline = '\0';
+        }
+        number++;
+        if (line[0] == '#' || tsv_trim(line)[0] == '\0') {
+            continue;
+        }
+        const char *reason = parse(line, number, user);
+        if (reason != NULL) {
+            snprintf(err, err_size, "%s:%d: %s", name, number, reason);
+            free(copy);
+            return -1;
+        }
+    }
+    free(copy);
+    return 0;
+}

@@ -21,6 +21,13 @@ int tsv_copy(char *field, size_t size, const char *value);
 /* Writes the SHA-256 of text as lowercase hex. */
 void tsv_sha256_hex(const char *text, char out[TSV_VERSION_HEX]);
 
+/* Calls parse for each line of text that is neither blank nor a '#'
+ * comment, with its 1-based number, on a copy it may change. Returns 0, or
+ * -1 with "NAME:LINE: reason" in err for the first line parse rejects. */
+int tsv_parse_lines(const char *text, const char *name,
+                    const char *(*parse)(char *line, int number, void *user), void *user, char *err,
+                    size_t err_size);
+
 /* Reads a whole text file of at most max_bytes. Returns a malloc'd string,
  * or NULL with "PATH: reason" in err. */
 char *tsv_read_file(const char *path, size_t max_bytes, char *err, size_t err_size);
