@@ -7,7 +7,6 @@
 
 #include <sqlite3.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 const struct cli_option audit_verify_options[] = {
     {"database", "database", 0, 0},
@@ -79,9 +78,7 @@ int run_audit_verify_offline(const struct command *command, const struct options
                     path, report.first_bad, report.reason);
     }
     if (options->json) {
-        char *line = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        printf("%s\n", line ? line : "{}");
-        free(line);
+        print_json_line(obj);
     } else {
         print_report(obj);
     }

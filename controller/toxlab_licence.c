@@ -104,9 +104,7 @@ int run_id_check(const struct command *command, const struct options *options,
                                              id.type, "number", id.number)
                                  : json_pack("{ss? sb ss}", "input", input, "valid", 0, "error",
                                              input ? err : "not valid UTF-8");
-            char *dumped = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            printf("%s\n", dumped ? dumped : "{}");
-            free(dumped);
+            print_json_line(line);
             json_decref(line);
         } else if (valid) {
             printf("%s: valid %s ID %s\n", input, id.type, id.number);
@@ -339,9 +337,7 @@ int run_licence_evaluate(const struct command *command, const struct options *op
     }
     json_t *decision = engine_decide(&rules, &evidence, question, as_of);
     if (options->json) {
-        char *line = json_dumps(decision, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        printf("%s\n", line ? line : "{}");
-        free(line);
+        print_json_line(decision);
     } else {
         print_decision_object(decision);
     }

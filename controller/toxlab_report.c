@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Width of the labels in front of the report's header lines ("subject"). */
@@ -28,6 +29,14 @@ void text_add(struct text *text, const char *format, ...)
         return;
     }
     text->len += (size_t)written < room ? (size_t)written : room - 1;
+}
+
+void print_json_line(const json_t *value)
+{
+    char *line = json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+    printf("%s\n", line ? line : "{}");
+    free(line);
 }
 
 void text_separate(struct text *text, const char *separator)

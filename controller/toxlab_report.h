@@ -23,6 +23,10 @@ const char *get_string(const json_t *object, const char *key);
 /* Returns the integer member key of object, or -1 when it is missing or not an integer. */
 int get_int(const json_t *object, const char *key);
 
+/* Prints a JSON value as one compact line, members in their order, for
+ * --json output of the commands that run without toxlabd. */
+void print_json_line(const json_t *value);
+
 /* Returns text, or "-" when it is NULL. */
 const char *or_dash(const char *text);
 
