@@ -114,8 +114,9 @@ static int read_analytes(struct reader *reader, const json_t *list)
     return 0;
 }
 
-static int read_result(struct reader *reader, const json_t *obj, struct ev_result *result)
+static int read_result(struct reader *reader, const json_t *obj, void *entry)
 {
+    struct ev_result *result = entry;
     static const char *const statuses[] = {"final", "preliminary", "correction", NULL};
     static const char *const tiers[] = {"screen", "confirm", NULL};
     const json_t *specimen = json_object_get(obj, "specimen");
@@ -154,8 +155,9 @@ static int read_result(struct reader *reader, const json_t *obj, struct ev_resul
     return read_analytes(reader, result->analytes);
 }
 
-static int read_status(struct reader *reader, const json_t *obj, struct ev_status *status)
+static int read_status(struct reader *reader, const json_t *obj, void *entry)
 {
+    struct ev_status *status = entry;
     status->object = obj;
     if (read_string(reader, obj, "id", true, &status->id) != 0 ||
         read_string(reader, obj, "kind", true, &status->kind) != 0 ||
@@ -174,8 +176,9 @@ static int read_status(struct reader *reader, const json_t *obj, struct ev_statu
     return 0;
 }
 
-static int read_licence(struct reader *reader, const json_t *obj, struct ev_licence *licence)
+static int read_licence(struct reader *reader, const json_t *obj, void *entry)
 {
+    struct ev_licence *licence = entry;
     licence->object = obj;
     return read_string(reader, obj, "id", true, &licence->id) != 0 ||
                    read_string(reader, obj, "number", true, &licence->number) != 0 ||
@@ -202,54 +205,25 @@ static const json_t *list_of(const json_t *document, const char *key, size_t *co
     return list;
 }
 
-static int read_results(const json_t *document, struct evidence *evidence, struct reader *reader)
+/* Reads the list `key` of the document into *array, elements of `size`
+ * bytes, with read_one for each. Returns 0, or -1 with the error in reader. */
+static int read_list(const json_t *document, const char *key, size_t size,
+                     int (*read_one)(struct reader *, const json_t *, void *entry), void **array,
+                     size_t *count, struct reader *reader)
 {
-    const json_t *list =
-        list_of(document, "results", &evidence->result_count, reader->err, reader->err_size);
+    const json_t *list = list_of(document, key, count, reader->err, reader->err_size);
 
     if (list == NULL && reader->err[0] != '\0') {
         return -1;
     }
-    evidence->results = calloc(evidence->result_count + 1, sizeof(*evidence->results));
-    for (size_t i = 0; i < evidence->result_count; i++) {
-        snprintf(reader->path, sizeof(reader->path), "results[%zu]", i);
-        if (read_result(reader, json_array_get(list, i), &evidence->results[i]) != 0) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int read_statuses(const json_t *document, struct evidence *evidence, struct reader *reader)
-{
-    const json_t *list =
-        list_of(document, "statuses", &evidence->status_count, reader->err, reader->err_size);
-
-    if (list == NULL && reader->err[0] != '\0') {
+    *array = calloc(*count + 1, size);
+    if (*array == NULL) {
+        snprintf(reader->err, reader->err_size, "%s: out of memory", key);
         return -1;
     }
-    evidence->statuses = calloc(evidence->status_count + 1, sizeof(*evidence->statuses));
-    for (size_t i = 0; i < evidence->status_count; i++) {
-        snprintf(reader->path, sizeof(reader->path), "statuses[%zu]", i);
-        if (read_status(reader, json_array_get(list, i), &evidence->statuses[i]) != 0) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int read_licences(const json_t *document, struct evidence *evidence, struct reader *reader)
-{
-    const json_t *list =
-        list_of(document, "licences", &evidence->licence_count, reader->err, reader->err_size);
-
-    if (list == NULL && reader->err[0] != '\0') {
-        return -1;
-    }
-    evidence->licences = calloc(evidence->licence_count + 1, sizeof(*evidence->licences));
-    for (size_t i = 0; i < evidence->licence_count; i++) {
-        snprintf(reader->path, sizeof(reader->path), "licences[%zu]", i);
-        if (read_licence(reader, json_array_get(list, i), &evidence->licences[i]) != 0) {
+    for (size_t i = 0; i < *count; i++) {
+        snprintf(reader->path, sizeof(reader->path), "%s[%zu]", key, i);
+        if (read_one(reader, json_array_get(list, i), (char *)*array + i * size) != 0) {
             return -1;
         }
     }
@@ -315,9 +289,19 @@ int evidence_read(json_t *document, struct evidence *evidence, char *err, size_t
         return -1;
     }
     evidence->document = json_incref(document);
-    if (read_results(document, evidence, &reader) != 0 ||
-        read_statuses(document, evidence, &reader) != 0 ||
-        read_licences(document, evidence, &reader) != 0) {
+    void *results = NULL;
+    void *statuses = NULL;
+    void *licences = NULL;
+    int status = read_list(document, "results", sizeof(*evidence->results), read_result, &results,
+                           &evidence->result_count, &reader) != 0 ||
+                 read_list(document, "statuses", sizeof(*evidence->statuses), read_status,
+                           &statuses, &evidence->status_count, &reader) != 0 ||
+                 read_list(document, "licences", sizeof(*evidence->licences), read_licence,
+                           &licences, &evidence->licence_count, &reader) != 0;
+    evidence->results = results;
+    evidence->statuses = statuses;
+    evidence->licences = licences;
+    if (status != 0) {
         evidence_free(evidence);
         return -1;
     }
