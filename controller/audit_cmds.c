@@ -60,9 +60,17 @@ json_t *cmd_audit_head(const struct request *req)
 void audit_log_head(struct daemon *daemon)
 {
     static long long logged_block;
+    static sqlite3_int64 seen_changes = -1;
     long long seq;
     char hash[AUDIT_HASH_HEX];
 
+    /* Most line events (progress polls) change nothing, so the head is
+     * read only after rows changed on this connection. */
+    sqlite3_int64 changes = sqlite3_total_changes64(daemon->db);
+    if (changes == seen_changes) {
+        return;
+    }
+    seen_changes = changes;
     if (audit_head(daemon->db, &seq, hash) != 0) {
         return;
     }

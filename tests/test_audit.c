@@ -229,6 +229,50 @@ START_TEST(backup_verifies_and_restores)
 }
 END_TEST
 
+/* Sets daemon.audit_head_every to 5. */
+static void log_head_often(struct rig *rig, void *user)
+{
+    (void)user;
+    char *config = harness_read_file(rig_file(rig, "toxlab.conf"));
+    char *daemon_end = strstr(config, "\n\n[instrument.");
+    ck_assert_ptr_nonnull(daemon_end);
+    char rewritten[9000];
+    snprintf(rewritten, sizeof(rewritten), "%.*s\naudit_head_every = 5%s",
+             (int)(daemon_end - config), config, daemon_end);
+    harness_write_file(rig_file(rig, "toxlab.conf"), rewritten);
+    free(config);
+}
+
+START_TEST(audit_head_logged)
+{
+    struct rig rig;
+    char query[160];
+    char stored[80];
+    int logged = 0;
+
+    rig_start_edited(&rig, fast_phases, log_head_often, NULL);
+    make_history(&rig);
+    ck_assert_int_ge(db_count(&rig, "SELECT max(seq) FROM audit"), 10);
+    ck_assert(harness_wait_file(rig.daemon.log_path, "audit chain head: entry ", EVENT_MS));
+    rig_stop(&rig);
+
+    /* Each head in the log names an entry whose stored hash it repeats. */
+    char *log = harness_read_file(rig.daemon.log_path);
+    for (char *at = strstr(log, "audit chain head: entry "); at != NULL;
+         at = strstr(at + 1, "audit chain head: entry ")) {
+        long long seq = 0;
+        char hash[80] = "";
+        ck_assert_int_eq(sscanf(at, "audit chain head: entry %lld, hash %64s", &seq, hash), 2);
+        snprintf(query, sizeof(query), "SELECT hash FROM audit WHERE seq = %lld", seq);
+        db_text(&rig, query, stored, sizeof(stored));
+        ck_assert_str_eq(hash, stored);
+        logged++;
+    }
+    free(log);
+    ck_assert_int_ge(logged, 2);
+}
+END_TEST
+
 START_TEST(newer_schema_rejected)
 {
     struct rig rig;
@@ -260,6 +304,7 @@ static Suite *audit_suite(void)
     tcase_add_test(chain, audit_names_tampered_entry);
     tcase_add_test(chain, backup_verifies_and_restores);
     tcase_add_test(chain, newer_schema_rejected);
+    tcase_add_test(chain, audit_head_logged);
     tcase_set_timeout(chain, HARNESS_CASE_TIMEOUT);
     suite_add_tcase(suite, chain);
     return suite;
