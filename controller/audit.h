@@ -34,7 +34,7 @@ struct audit_report {
 
 /* Recomputes the chain and checks that every audited row still equals what
  * its latest entry recorded. Returns 0 when all match, 1 when an entry does
- * not (report says which), -1 on a database error (reason set). */
+ * not (report names it), -1 on a database error (reason set). */
 int audit_verify(sqlite3 *db, struct audit_report *report);
 
 /* Reads the newest entry's sequence number and hash (0 and "" when empty). */

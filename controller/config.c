@@ -27,7 +27,8 @@ void config_defaults(struct config *config)
     snprintf(config->database, sizeof(config->database), "/var/lib/toxlab/toxlab.db");
     snprintf(config->socket_path, sizeof(config->socket_path), "/run/toxlab/toxlab.sock");
     snprintf(config->socket_group, sizeof(config->socket_group), "toxlab-users");
-    snprintf(config->thresholds, sizeof(config->thresholds), "%s", TOXLAB_SYSCONFDIR "/thresholds.tsv");
+    snprintf(config->thresholds, sizeof(config->thresholds), "%s",
+             TOXLAB_SYSCONFDIR "/thresholds.tsv");
     snprintf(config->rules, sizeof(config->rules), "%s", TOXLAB_SYSCONFDIR "/rules.tsv");
     snprintf(config->timezone, sizeof(config->timezone), "Asia/Shanghai");
     for (int i = 0; i < ROLE_COUNT; i++) {

@@ -73,7 +73,7 @@ struct config {
     int busy_timeout_ms; /* how long a write waits for another process's lock */
     char backup_folder[PATH_MAX];
     int audit_head_every; /* log the audit chain's head every this many entries */
-    int max_database_kb; /* size limit of the database in KiB, 0 for none */
+    int max_database_kb;  /* size limit of the database in KiB, 0 for none */
     struct alcohol_config alcohol;
     /* [roles]: the groups of each role, as written; roles_set marks the
      * roles the file or -o named (the others keep their default group). */

@@ -361,7 +361,7 @@ static unsigned peer_roles(const struct daemon *daemon, int fd, const struct ucr
     return roles;
 }
 
-/* Answers a peer that holds no role with an error in place of the hello. */
+/* Sends a peer that holds no role an error in place of the hello. */
 static void reject_without_role(struct client *client)
 {
     char message[200];

@@ -59,7 +59,7 @@ void write_config(struct rig *rig, const char *extra)
     snprintf(thresholds, sizeof(thresholds), "%s/etc/thresholds.tsv",
              harness_program("TOXLAB_SOURCE_DIR"));
     snprintf(rules, sizeof(rules), "%s/etc/rules.tsv", harness_program("TOXLAB_SOURCE_DIR"));
-    /* Every role goes to the test's own group, so a run as any user holds them all. */
+    /* Every role goes to the test's own group, so a run as any user has them all. */
     snprintf(roles, sizeof(roles),
              "\n[roles]\nofficer = %u\nanalyst = %u\nclerk = %u\nsupervisor = %u\nadmin = %u\n",
              gid, gid, gid, gid, gid);

@@ -484,8 +484,8 @@ static void check_database(struct rig *rig)
                      0);
     /* Every kill left the audit chain whole: each change and its entry
      * committed together or not at all. */
-    char *argv[] = {(char *)harness_program("TOXLAB"), "audit", "verify", "--database",
-                    rig->database, NULL};
+    char *argv[] = {
+        (char *)harness_program("TOXLAB"), "audit", "verify", "--database", rig->database, NULL};
     char *out;
     char *err;
     int status = harness_run(argv, NULL, CLIENT_MS, &out, &err);

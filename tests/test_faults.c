@@ -586,7 +586,7 @@ START_TEST(reconnects_leak_no_descriptors)
     /* The baseline comes after start-up, whose port listing opens
      * descriptors of its own for a moment. */
     wait_log(&rig, "ready: 1 instrument,");
-    /* A descriptor that a moment's work holds open (a port listing, a
+    /* A descriptor that a moment's work keeps open (a port listing, a
      * notification) can be caught by one reading, so each side takes the
      * smallest of three readings; a leak would add a thousand. */
     int before = min_fds_at(&rig, 100);
