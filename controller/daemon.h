@@ -99,7 +99,9 @@ void server_publish(struct daemon *daemon, const char *stop_id, const char *test
 /* stops.c: commands and line events. */
 json_t *command_dispatch(struct daemon *daemon, struct client *client, json_int_t id,
                          const char *cmd, json_t *args);
-void stops_handle_event(struct daemon *daemon, struct line_event *event);
+/* Handles a list of line events, oldest first, and frees them. The results
+ * among them are stored in one transaction before they are acknowledged. */
+void stops_handle_events(struct daemon *daemon, struct line_event *events);
 
 /* Interrupts tests whose analyzer stayed silent past the grace period and
  * returns the milliseconds until the next deadline (or -1 for none). */

@@ -107,6 +107,14 @@ static const char schema[] =
     " action TEXT NOT NULL CHECK (action IN ('confirm', 'override')), reason TEXT,"
     " uid INTEGER NOT NULL, created TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS tests_stop ON tests (stop_id);"
+    "CREATE INDEX IF NOT EXISTS stop_notes_stop ON stop_notes (stop_id);"
+    /* Corrections are found by what they supersede; few rows have one. */
+    "CREATE INDEX IF NOT EXISTS results_supersedes ON results (supersedes)"
+    " WHERE supersedes IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS statuses_supersedes ON statuses (supersedes)"
+    " WHERE supersedes IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS licences_supersedes ON licences (supersedes)"
+    " WHERE supersedes IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS results_subject ON results (subject_id);"
     "CREATE INDEX IF NOT EXISTS result_releases_result ON result_releases (result_id);"
     "CREATE UNIQUE INDEX IF NOT EXISTS results_laboratory_report"
@@ -152,8 +160,7 @@ sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql)
     return stmt;
 }
 
-/* Resets a statement from prepare for the next caller. db_close finalizes it. */
-static void release(sqlite3_stmt *stmt)
+void db_release(sqlite3_stmt *stmt)
 {
     sqlite3_reset(stmt);
 }
@@ -179,7 +186,7 @@ int db_run_stmt(sqlite3 *db, sqlite3_stmt *stmt)
         return -1;
     }
     rc = sqlite3_step(stmt);
-    release(stmt);
+    db_release(stmt);
     if (rc != SQLITE_DONE) {
         log_msg(LOG_ERR, "SQL statement failed: %s", sqlite3_errmsg(db));
         return -1;
@@ -359,7 +366,7 @@ static int find_id(sqlite3 *db, const char *sql, int count, const char *const *a
     if (rc == SQLITE_ROW && id != NULL) {
         db_copy_column(stmt, 0, id, size);
     }
-    release(stmt);
+    db_release(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         log_msg(LOG_ERR, "SQL query failed: %s", sqlite3_errmsg(db));
         return -1;
@@ -413,7 +420,7 @@ static int read_specimen(sqlite3 *db, sqlite3_stmt *stmt, struct specimen_row *r
         row->collected_date = sqlite3_column_int(stmt, 5);
         row->test_count = sqlite3_column_int(stmt, 6);
     }
-    release(stmt);
+    db_release(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         log_msg(LOG_ERR, "reading a specimen failed: %s", sqlite3_errmsg(db));
         return -1;
@@ -525,7 +532,7 @@ bool db_host_id_in_use(sqlite3 *db, uint32_t host_test_id)
     }
     sqlite3_bind_int64(stmt, 1, host_test_id);
     rc = sqlite3_step(stmt);
-    release(stmt);
+    db_release(stmt);
     return rc != SQLITE_DONE;
 }
 
@@ -579,7 +586,7 @@ int db_test_get(sqlite3 *db, const char *test_id, struct test_row *row)
     if (rc == SQLITE_ROW) {
         read_test_columns(stmt, row);
     }
-    release(stmt);
+    db_release(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         return -1;
     }
@@ -631,7 +638,7 @@ int db_open_tests(sqlite3 *db, void (*visit)(const struct test_row *row, void *u
         rows = grown;
         read_test_columns(stmt, &rows[count++]);
     }
-    release(stmt);
+    db_release(stmt);
     for (size_t i = 0; rc == SQLITE_DONE && i < count; i++) {
         visit(&rows[i], user);
     }
@@ -850,7 +857,7 @@ static int append_actions(sqlite3 *db, const char *sql, const char *stop_id,
                  parts[1], second ? (const char *)second : "", parts[2]);
         json_array_append_new(actions, json_string(action));
     }
-    release(stmt);
+    db_release(stmt);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -905,7 +912,7 @@ static int blood_reasons(sqlite3 *db, const char *stop_id, const struct alcohol_
     }
     db_bind_texts(stmt, 1, &stop_id);
     if (sqlite3_step(stmt) != SQLITE_ROW) {
-        release(stmt);
+        db_release(stmt);
         return -1;
     }
     const struct {
@@ -920,7 +927,7 @@ static int blood_reasons(sqlite3 *db, const char *stop_id, const struct alcohol_
         {BLOOD_ON_CRASH, sqlite3_column_int(stmt, 5) > 0 && sqlite3_column_int(stmt, 3) > 0,
          "crash after drinking"},
     };
-    release(stmt);
+    db_release(stmt);
     for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
         if ((alcohol->blood_on & reasons[i].trigger) && reasons[i].applies) {
             size_t used = strlen(out);
@@ -987,7 +994,7 @@ static int insert_decision(sqlite3 *db, const char *id, const char *stop_id, con
         status = db_run_stmt(db, stmt);
         stmt = NULL;
     }
-    release(stmt);
+    db_release(stmt);
     free(rules_text);
     free(evidence_text);
     free(actions_text);
@@ -1079,7 +1086,7 @@ static json_t *subject_brief(sqlite3 *db, const char *subject_id)
         json_object_set_new(obj, "masked", json_string(masked));
         db_set_text_column(obj, "created", stmt, 3);
     }
-    release(stmt);
+    db_release(stmt);
     return obj;
 }
 
@@ -1119,7 +1126,7 @@ static json_t *analytes_json(sqlite3 *db, const char *result_id)
         json_object_set_new(item, "flags", flags);
         json_array_append_new(list, item);
     }
-    release(stmt);
+    db_release(stmt);
     return list;
 }
 
@@ -1228,7 +1235,7 @@ static json_t *result_json(sqlite3 *db, const char *test_id)
             json_object_set_new(obj, "analytes", analytes_json(db, result_id));
         }
     }
-    release(stmt);
+    db_release(stmt);
     return obj;
 }
 
@@ -1261,7 +1268,7 @@ json_t *db_test_json(sqlite3 *db, const char *test_id)
             json_object_set_new(obj, "result", result);
         }
     }
-    release(stmt);
+    db_release(stmt);
     return obj;
 }
 
@@ -1286,7 +1293,7 @@ static json_t *decision_json(sqlite3 *db, const char *stop_id)
         set_json_column(obj, "actions", stmt, 5);
         db_set_text_column(obj, "created", stmt, 6);
     }
-    release(stmt);
+    db_release(stmt);
     return obj;
 }
 
@@ -1306,7 +1313,7 @@ static void append_each(sqlite3 *db, const char *sql, const char *key, json_t *l
             json_array_append_new(list, item);
         }
     }
-    release(stmt);
+    db_release(stmt);
 }
 
 static json_t *notes_json(sqlite3 *db, const char *stop_id)
@@ -1325,7 +1332,7 @@ static json_t *notes_json(sqlite3 *db, const char *stop_id)
         db_set_text_column(note, "created", stmt, 1);
         json_array_append_new(list, note);
     }
-    release(stmt);
+    db_release(stmt);
     return list;
 }
 
@@ -1360,7 +1367,7 @@ json_t *db_stop_json(sqlite3 *db, const char *stop_id)
             json_object_set_new(obj, "decision", decision);
         }
     }
-    release(stmt);
+    db_release(stmt);
     return obj;
 }
 
@@ -1383,7 +1390,7 @@ static json_t *specimen_json(sqlite3 *db, const char *specimen_id)
         db_set_text_column(obj, "stop", stmt, 4);
         db_set_text_column(obj, "collected", stmt, 5);
     }
-    release(stmt);
+    db_release(stmt);
     return obj;
 }
 
@@ -1423,7 +1430,7 @@ int db_specimen_collection_date(sqlite3 *db, const char *specimen_id)
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         date = sqlite3_column_int(stmt, 0);
     }
-    release(stmt);
+    db_release(stmt);
     return date;
 }
 
@@ -1440,7 +1447,7 @@ int db_result_exists(sqlite3 *db, const char *serial, uint32_t sequence, uint32_
     sqlite3_bind_int64(stmt, 2, sequence);
     sqlite3_bind_int64(stmt, 3, host_test_id);
     rc = sqlite3_step(stmt);
-    release(stmt);
+    db_release(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         return -1;
     }
@@ -1468,7 +1475,7 @@ int db_test_find_by_host_id(sqlite3 *db, const char *instrument, uint32_t host_t
     if (rc == SQLITE_ROW) {
         read_test_columns(stmt, row);
     }
-    release(stmt);
+    db_release(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         return -1;
     }
@@ -1505,6 +1512,6 @@ int db_specimen_busy_tests(sqlite3 *db, const char *specimen_id)
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         count = sqlite3_column_int(stmt, 0);
     }
-    release(stmt);
+    db_release(stmt);
     return count;
 }

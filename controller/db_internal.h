@@ -16,6 +16,10 @@ void db_now_text(char out[TIMESTAMP_SIZE]);
  * SQL again while holding one that was not stepped yet. */
 sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql);
 
+/* Hands a statement from db_prepare back for the next caller (a reset,
+ * which a NULL statement skips). db_close finalizes it. */
+void db_release(sqlite3_stmt *stmt);
+
 /* Binds text arguments 1..count (NULL pointers and empty strings bind SQL NULL). */
 void db_bind_texts(sqlite3_stmt *stmt, int count, const char *const *values);
 

@@ -83,7 +83,7 @@ int db_supersedable(sqlite3 *db, const char *table, const char *id, const char *
     const char *args[] = {id, subject_id};
     db_bind_texts(stmt, 2, args);
     rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
+    db_release(stmt);
     if (rc == SQLITE_ROW) {
         return 1;
     }
@@ -158,7 +158,7 @@ static json_t *collect(sqlite3 *db, const char *columns, const char *condition, 
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         json_array_append_new(list, row_json(stmt));
     }
-    sqlite3_finalize(stmt);
+    db_release(stmt);
     if (rc != SQLITE_DONE) {
         json_decref(list);
         return NULL;
@@ -203,7 +203,7 @@ static json_t *analyte_outcomes(sqlite3 *db, const char *result_id)
         db_set_text_column(entry, "unit", stmt, 3);
         json_array_append_new(list, entry);
     }
-    sqlite3_finalize(stmt);
+    db_release(stmt);
     return list;
 }
 
@@ -276,7 +276,7 @@ static json_t *evidence_results(sqlite3 *db, const char *subject_id, const char 
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         json_array_append_new(list, evidence_result_json(db, stmt));
     }
-    sqlite3_finalize(stmt);
+    db_release(stmt);
     if (rc != SQLITE_DONE) {
         json_decref(list);
         return NULL;
@@ -332,7 +332,7 @@ int db_decision_record(sqlite3 *db, const char *lab, const char *subject_id, con
         status = db_run_stmt(db, stmt);
         stmt = NULL;
     }
-    sqlite3_finalize(stmt);
+    db_release(stmt);
     free(inputs_text);
     free(outcome_text);
     return status;
@@ -393,6 +393,6 @@ json_t *db_decision_json(sqlite3 *db, const char *id)
                                   "decision_id = ?1", id, review_row_json);
         json_object_set_new(obj, "reviews", reviews ? reviews : json_array());
     }
-    sqlite3_finalize(stmt);
+    db_release(stmt);
     return obj;
 }

@@ -5,6 +5,7 @@
 
 #include "controller/commands.h"
 #include "controller/db.h"
+#include "controller/db_results.h"
 #include "controller/hair.h"
 #include "controller/storage.h"
 #include "controller/timefmt.h"
@@ -13,6 +14,7 @@
 #include <stdarg.h>
 #include <systemd/sd-daemon.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define HOST_ID_ATTEMPTS 16
@@ -647,51 +649,40 @@ static void end_test(struct daemon *daemon, struct instrument *inst, const char 
     finish_test(daemon, inst, ended == 1);
 }
 
-/* Interprets and commits a result with the stop's decision. Returns 1 when
- * the stop ended with it, 0 when other tests are open, -1 when nothing was
- * stored. */
-/* TODO: one transaction and fdatasync per result caps storage near the
- * disk's commit rate; group commit over a pass of line events would not. */
-static int commit_result(struct daemon *daemon, struct instrument *inst,
-                         const struct driver_result *result, char result_id[RECORD_ID_SIZE])
+static struct result_settings result_settings(const struct daemon *daemon)
 {
-    struct test_row test;
-    int ended = -1;
-
-    if (db_test_get(daemon->db, inst->test_id, &test) != 1) {
-        log_msg(LOG_ERR, "%s: test %s: not found while storing its result", inst->config->id,
-                inst->test_id);
-        return -1;
-    }
-    struct result_context context = {
-        .identity = &inst->identity,
+    return (struct result_settings){
+        .lab = daemon->config.lab_id,
         .thresholds = &daemon->thresholds,
         .alcohol = &daemon->config.alcohol,
+        .rules = &daemon->rules,
         .timezone = daemon->config.timezone,
-        .collection_date = test.specimen_id[0]
-                               ? db_specimen_collection_date(daemon->db, test.specimen_id)
-                               : req_today(),
     };
-    if (db_begin(daemon->db) == 0 && db_result_store(daemon->db, daemon->config.lab_id, &test,
-                                                     result, &context, result_id) == 0) {
-        ended = decide_if_ended(daemon, test.stop_id);
-    }
-    if (ended < 0 || db_commit(daemon->db) != 0) {
-        log_msg(LOG_ERR, "%s: test %s: storing the result failed: %s", inst->config->id, test.id,
-                db_errmsg(daemon->db));
-        db_rollback(daemon->db);
-        return -1;
-    }
-    return ended;
 }
 
-static void store_result(struct daemon *daemon, struct instrument *inst,
-                         const struct driver_result *result)
+static void result_job_init(struct result_job *job, const struct instrument *inst,
+                            const struct driver_result *result)
 {
-    char result_id[RECORD_ID_SIZE];
-    int ended = commit_result(daemon, inst, result, result_id);
+    memset(job, 0, sizeof(*job));
+    job->test_id = inst->test_id;
+    job->result = result;
+    job->identity = inst->identity;
+}
 
-    if (ended < 0) {
+/* Results of one pass over the line events, stored in one transaction. An
+ * instrument has at most one result in a batch, so it holds one for each. */
+struct result_batch {
+    struct result_job jobs[CONFIG_MAX_INSTRUMENTS];
+    struct instrument *insts[CONFIG_MAX_INSTRUMENTS];
+    struct line_event *events[CONFIG_MAX_INSTRUMENTS];
+    size_t count;
+};
+
+/* Acknowledges a stored result, or asks for it again when it was not stored. */
+static void settle_result(struct daemon *daemon, struct instrument *inst,
+                          const struct result_job *job)
+{
+    if (job->outcome < 0) {
         log_msg(LOG_WARNING, "%s: test %s: the result stays on the analyzer and is read again",
                 inst->config->id, inst->test_id);
         line_command(&inst->line, LINE_CMD_REREAD, inst->host_test_id);
@@ -700,28 +691,63 @@ static void store_result(struct daemon *daemon, struct instrument *inst,
     /* Committed: only now may the analyzer forget it and the clients hear of it. */
     line_command(&inst->line, LINE_CMD_ACKNOWLEDGE, inst->host_test_id);
     log_msg(LOG_NOTICE, "%s: test %s completed, result %s stored", inst->config->id, inst->test_id,
-            result_id);
-    finish_test(daemon, inst, ended == 1);
+            job->result_id);
+    finish_test(daemon, inst, job->outcome == 1);
+}
+
+static void free_event(struct line_event *event)
+{
+    free(event->upload);
+    free(event);
+}
+
+/* Commits the batch, then acknowledges each stored result and frees the events. */
+static void flush_results(struct daemon *daemon, struct result_batch *batch)
+{
+    if (batch->count == 0) {
+        return;
+    }
+    struct result_settings settings = result_settings(daemon);
+    size_t stored = db_results_store(daemon->db, &settings, batch->jobs, batch->count);
+    if (batch->count > 1) {
+        log_msg(LOG_DEBUG, "%zu of %zu results stored in one transaction", stored, batch->count);
+    }
+    for (size_t i = 0; i < batch->count; i++) {
+        settle_result(daemon, batch->insts[i], &batch->jobs[i]);
+        free_event(batch->events[i]);
+    }
+    batch->count = 0;
+}
+
+static bool batch_holds(const struct result_batch *batch, const struct instrument *inst)
+{
+    for (size_t i = 0; i < batch->count; i++) {
+        if (batch->insts[i] == inst) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Stores the refusal the officer recorded as the test's result. */
 static void end_with_refusal(struct daemon *daemon, struct instrument *inst)
 {
-    char result_id[RECORD_ID_SIZE];
     struct driver_result refusal = {.host_test_id = inst->host_test_id};
+    struct result_settings settings = result_settings(daemon);
+    struct result_job job;
 
     snprintf(refusal.matrix, sizeof(refusal.matrix), "breath");
     snprintf(refusal.tier, sizeof(refusal.tier), "screen");
     refusal.breath.present = true;
     refusal.breath.refused = true;
-    int ended = commit_result(daemon, inst, &refusal, result_id);
-    if (ended < 0) {
+    result_job_init(&job, inst, &refusal);
+    if (db_results_store(daemon->db, &settings, &job, 1) != 1) {
         end_test(daemon, inst, "aborted", "refusal could not be stored; aborted instead");
         return;
     }
     log_msg(LOG_NOTICE, "%s: test %s completed as refused, result %s stored", inst->config->id,
-            inst->test_id, result_id);
-    finish_test(daemon, inst, ended == 1);
+            inst->test_id, job.result_id);
+    finish_test(daemon, inst, job.outcome == 1);
 }
 
 static void publish_progress(struct daemon *daemon, struct instrument *inst,
@@ -836,10 +862,6 @@ static void handle_test_event(struct daemon *daemon, struct instrument *inst,
     case LINE_PROGRESS:
         note_contact(inst);
         publish_progress(daemon, inst, &event->progress);
-        break;
-    case LINE_RESULT:
-        note_contact(inst);
-        store_result(daemon, inst, &event->result);
         break;
     case LINE_START_FAILED:
     case LINE_DEVICE_ERROR:
@@ -1009,8 +1031,54 @@ int stops_check_grace(struct daemon *daemon)
     return (int)next;
 }
 
-void stops_handle_event(struct daemon *daemon, struct line_event *event)
+/* Reports whether an event leaves the database and the batched instruments
+ * alone, so that it may be handled before the batch commits. */
+static bool passes_batch(const struct result_batch *batch, const struct instrument *inst,
+                         const struct line_event *event)
 {
-    handle_line_event(daemon, event);
+    switch (event->kind) {
+    case LINE_ONLINE:
+    case LINE_OFFLINE:
+    case LINE_STARTED:
+    case LINE_PROGRESS:
+    case LINE_COMM_ERROR:
+    case LINE_ALIVE:
+    case LINE_LINK_NOTE:
+    case LINE_ACKNOWLEDGED:
+        return !batch_holds(batch, inst);
+    default:
+        return false;
+    }
+}
+
+void stops_handle_events(struct daemon *daemon, struct line_event *events)
+{
+    struct result_batch batch = {.count = 0};
+    struct line_event *next;
+
+    if (events == NULL) {
+        return;
+    }
+    for (struct line_event *event = events; event != NULL; event = next) {
+        struct instrument *inst = daemon_find_instrument(daemon, event->line->config->id);
+
+        next = event->next;
+        if (event->kind == LINE_RESULT && batch_holds(&batch, inst)) {
+            flush_results(daemon, &batch);
+        }
+        if (event->kind == LINE_RESULT && current_test(inst, event)) {
+            note_contact(inst);
+            result_job_init(&batch.jobs[batch.count], inst, &event->result);
+            batch.insts[batch.count] = inst;
+            batch.events[batch.count++] = event;
+            continue;
+        }
+        if (!passes_batch(&batch, inst, event)) {
+            flush_results(daemon, &batch);
+        }
+        handle_line_event(daemon, event);
+        free_event(event);
+    }
+    flush_results(daemon, &batch);
     audit_log_head(daemon);
 }

@@ -316,15 +316,7 @@ static bool handle_signal(struct daemon *daemon, const struct options *opts, int
 
 static void drain_line_events(struct daemon *daemon)
 {
-    struct line_event *event = line_events_take();
-
-    while (event != NULL) {
-        struct line_event *next = event->next;
-        stops_handle_event(daemon, event);
-        free(event->upload);
-        free(event);
-        event = next;
-    }
+    stops_handle_events(daemon, line_events_take());
 }
 
 enum { POLL_SIGNALS, POLL_LINES, POLL_LISTEN, POLL_HOTPLUG, POLL_CLIENTS };

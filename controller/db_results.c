@@ -1,0 +1,96 @@
+/* Group commit of analyzer results; see db_results.h. */
+#include "controller/db_results.h"
+
+#include "controller/db_internal.h"
+#include "controller/log.h"
+#include "controller/timefmt.h"
+
+#include <syslog.h>
+
+/* Stores one result and, when it ends its stop, the stop's decision.
+ * Returns 1 when the stop ended, 0 when other tests are open, -1 on error.
+ * Runs inside the batch's transaction. */
+static int store_one(sqlite3 *db, const struct result_settings *settings, struct result_job *job)
+{
+    if (db_test_get(db, job->test_id, &job->test) != 1) {
+        log_msg(LOG_ERR, "test %s: not found while storing its result", job->test_id);
+        return -1;
+    }
+    struct result_context context = {
+        .identity = &job->identity,
+        .thresholds = settings->thresholds,
+        .alcohol = settings->alcohol,
+        .timezone = settings->timezone,
+        /* A test that takes no specimen (breath) is collected as it runs. */
+        .collection_date = job->test.specimen_id[0]
+                               ? db_specimen_collection_date(db, job->test.specimen_id)
+                               : time_local_date(time_realtime_ms()),
+    };
+    if (db_result_store(db, settings->lab, &job->test, job->result, &context, job->result_id) !=
+        0) {
+        return -1;
+    }
+    int ended = db_stop_ended(db, job->test.stop_id);
+    if (ended == 1 && db_stop_decide(db, settings->lab, job->test.stop_id, settings->alcohol,
+                                     settings->rules) != 0) {
+        return -1;
+    }
+    return ended;
+}
+
+/* Stores one job inside a savepoint, so that a failure undoes its rows only. */
+static void store_in_savepoint(sqlite3 *db, const struct result_settings *settings,
+                               struct result_job *job)
+{
+    job->outcome = -1;
+    if (db_exec_sql(db, "SAVEPOINT result") != 0) {
+        return;
+    }
+    job->outcome = store_one(db, settings, job);
+    if (job->outcome < 0) {
+        log_msg(LOG_ERR, "%s: test %s: storing the result failed: %s",
+                job->test.instrument[0] ? job->test.instrument : "?", job->test_id, db_errmsg(db));
+        db_exec_sql(db, "ROLLBACK TO result");
+    }
+    db_exec_sql(db, "RELEASE result");
+}
+
+static void log_batch_failure(sqlite3 *db, size_t count, const char *step)
+{
+    if (count == 1) {
+        log_msg(LOG_ERR, "storing the result failed at %s: %s", step, db_errmsg(db));
+    } else {
+        log_msg(LOG_ERR, "storing %zu results failed at %s: %s", count, step, db_errmsg(db));
+    }
+}
+
+size_t db_results_store(sqlite3 *db, const struct result_settings *settings,
+                        struct result_job *jobs, size_t count)
+{
+    size_t stored = 0;
+
+    for (size_t i = 0; i < count; i++) {
+        jobs[i].outcome = -1;
+        jobs[i].test.instrument[0] = '\0';
+    }
+    if (db_begin(db) != 0) {
+        log_batch_failure(db, count, "BEGIN");
+        return 0;
+    }
+    for (size_t i = 0; i < count && !sqlite3_get_autocommit(db); i++) {
+        store_in_savepoint(db, settings, &jobs[i]);
+        stored += jobs[i].outcome >= 0;
+    }
+    /* After an I/O error or a full disk, SQLite may roll the whole
+     * transaction back. A later SAVEPOINT would then commit on its own, so
+     * the loop stops and the batch counts as failed. */
+    if (sqlite3_get_autocommit(db) || db_commit(db) != 0) {
+        log_batch_failure(db, count, "COMMIT");
+        db_rollback(db);
+        for (size_t i = 0; i < count; i++) {
+            jobs[i].outcome = -1;
+        }
+        return 0;
+    }
+    return stored;
+}
