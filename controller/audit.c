@@ -70,9 +70,15 @@ static void chain_hash(const char *prev, const char *text, char out[AUDIT_HASH_H
     EVP_DigestUpdate(ctx, text, strlen(text));
     EVP_DigestFinal_ex(ctx, digest, &len);
     EVP_MD_CTX_free(ctx);
-    for (unsigned int i = 0; i < len && i < 32; i++) {
-        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+    static const char hex[] = "0123456789abcdef";
+    unsigned int i;
+
+    /* Each audit row is hashed, so the digits are written without snprintf. */
+    for (i = 0; i < len && i < 32; i++) {
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 0x0f];
     }
+    out[2 * i] = '\0';
 }
 
 /* SQL: toxlab_audit_hash(prev, text). */

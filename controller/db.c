@@ -288,8 +288,10 @@ static int check_schema_version(sqlite3 *db, char *err, size_t err_size)
 
 int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size_t err_size)
 {
+    /* Only the event loop's thread uses the connection (db.h), so SQLite
+     * need not lock it around each call. */
     int rc = sqlite3_open_v2(
-        path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+        path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 
     if (rc != SQLITE_OK) {
         snprintf(err, err_size, "%s: cannot open the database: %s", path,
@@ -301,8 +303,10 @@ int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size
     sqlite3_busy_timeout(*db, busy_timeout_ms);
     sqlite3_extended_result_codes(*db, 1);
     err[0] = '\0';
+    /* temp_store=MEMORY keeps the statement and savepoint journals (a few
+     * pages a result) in memory rather than in files under /var/tmp. */
     if (db_exec_sql(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                         " PRAGMA foreign_keys=ON;") != 0 ||
+                         " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;") != 0 ||
         check_schema_version(*db, err, err_size) != 0 || db_exec_sql(*db, schema) != 0 ||
         db_exec_sql(*db, schema_version_sql) != 0 || add_append_only_triggers(*db) != 0 ||
         db_hair_schema(*db) != 0 || audit_install(*db, err, err_size) != 0) {
