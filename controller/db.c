@@ -653,8 +653,16 @@ int db_open_tests(sqlite3 *db, void (*visit)(const struct test_row *row, void *u
 int db_threshold_set_store(sqlite3 *db, const struct threshold_set *set)
 {
     char now[TIMESTAMP_SIZE];
+    const char *version = set->version;
     sqlite3_stmt *stmt;
 
+    /* Each result calls this, and the set is stored already but for the
+     * first, so a lookup spares copying the whole file into the statement. */
+    int stored =
+        find_id(db, "SELECT version FROM threshold_sets WHERE version = ?1", 1, &version, NULL, 0);
+    if (stored != 0) {
+        return stored < 0 ? -1 : 0;
+    }
     db_now_text(now);
     stmt = db_prepare(db, "INSERT OR IGNORE INTO threshold_sets (version, label, canonical, loaded)"
                           " VALUES (?1, ?2, ?3, ?4)");
@@ -893,24 +901,32 @@ static int add_repeat_actions(sqlite3 *db, const char *stop_id, json_t *actions)
     return append_actions(db, invalid_analytes, stop_id, not_screened, actions);
 }
 
-/* Returns the reasons for a blood sample in this stop, joined with "; ",
- * under the configured triggers; empty when none applies. */
-static int blood_reasons(sqlite3 *db, const char *stop_id, const struct alcohol_config *alcohol,
-                         char *out, size_t size)
+/* What the stop's decision needs to know beyond its drug results. */
+struct stop_facts {
+    bool drunk;        /* a breath result in the drunk-driving band */
+    bool refused;      /* a refused breath test */
+    bool breath;       /* any breath result */
+    bool drinking;     /* a breath result in the drink- or drunk-driving band */
+    bool disputed;     /* a dispute note */
+    bool crash;        /* a crash note */
+    bool needs_repeat; /* a test ended without a result, or a result or analyte is invalid */
+};
+
+/* Reads the stop's facts with one statement: one pass over its results, and
+ * index lookups for the notes and for anything to repeat. */
+static int read_stop_facts(sqlite3 *db, const char *stop_id, struct stop_facts *facts)
 {
     sqlite3_stmt *stmt = db_prepare(
-        db, "SELECT (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
-            " t.stop_id = ?1 AND r.alcohol_band = 'drunk'),"
-            " (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
-            " t.stop_id = ?1 AND r.breath_outcome = 'refused'),"
-            " (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
-            " t.stop_id = ?1 AND r.breath_outcome IS NOT NULL),"
-            " (SELECT count(*) FROM results r JOIN tests t ON t.id = r.test_id WHERE"
-            " t.stop_id = ?1 AND r.alcohol_band IN ('drink', 'drunk')),"
+        db, "SELECT sum(r.alcohol_band = 'drunk'), sum(r.breath_outcome = 'refused'),"
+            " sum(r.breath_outcome IS NOT NULL), sum(r.alcohol_band IN ('drink', 'drunk')),"
             " (SELECT count(*) FROM stop_notes WHERE stop_id = ?1 AND kind = 'dispute'),"
-            " (SELECT count(*) FROM stop_notes WHERE stop_id = ?1 AND kind = 'crash')");
+            " (SELECT count(*) FROM stop_notes WHERE stop_id = ?1 AND kind = 'crash'),"
+            " sum(r.invalid_reason IS NOT NULL) OR EXISTS (SELECT 1 FROM tests u WHERE"
+            " u.stop_id = ?1 AND u.state IN ('failed', 'aborted', 'interrupted')) OR EXISTS"
+            " (SELECT 1 FROM tests u JOIN results v ON v.test_id = u.id JOIN result_analytes a"
+            " ON a.result_id = v.id WHERE u.stop_id = ?1 AND a.outcome = 'invalid')"
+            " FROM tests t JOIN results r ON r.test_id = t.id WHERE t.stop_id = ?1");
 
-    out[0] = '\0';
     if (stmt == NULL) {
         return -1;
     }
@@ -919,26 +935,43 @@ static int blood_reasons(sqlite3 *db, const char *stop_id, const struct alcohol_
         db_release(stmt);
         return -1;
     }
+    /* A sum over no rows is NULL, which reads as 0. */
+    *facts = (struct stop_facts){
+        .drunk = sqlite3_column_int(stmt, 0) > 0,
+        .refused = sqlite3_column_int(stmt, 1) > 0,
+        .breath = sqlite3_column_int(stmt, 2) > 0,
+        .drinking = sqlite3_column_int(stmt, 3) > 0,
+        .disputed = sqlite3_column_int(stmt, 4) > 0,
+        .crash = sqlite3_column_int(stmt, 5) > 0,
+        .needs_repeat = sqlite3_column_int(stmt, 6) > 0,
+    };
+    db_release(stmt);
+    return 0;
+}
+
+/* Writes the reasons for a blood sample in this stop, joined with "; ",
+ * under the configured triggers; empty when none applies. */
+static void blood_reasons(const struct stop_facts *facts, const struct alcohol_config *alcohol,
+                          char *out, size_t size)
+{
     const struct {
         unsigned trigger;
         bool applies;
         const char *reason;
     } reasons[] = {
-        {BLOOD_ON_DRUNK, sqlite3_column_int(stmt, 0) > 0, "drunk-driving breath result"},
-        {BLOOD_ON_REFUSAL, sqlite3_column_int(stmt, 1) > 0, "refused the breath test"},
-        {BLOOD_ON_DISPUTE, sqlite3_column_int(stmt, 4) > 0 && sqlite3_column_int(stmt, 2) > 0,
-         "breath result disputed"},
-        {BLOOD_ON_CRASH, sqlite3_column_int(stmt, 5) > 0 && sqlite3_column_int(stmt, 3) > 0,
-         "crash after drinking"},
+        {BLOOD_ON_DRUNK, facts->drunk, "drunk-driving breath result"},
+        {BLOOD_ON_REFUSAL, facts->refused, "refused the breath test"},
+        {BLOOD_ON_DISPUTE, facts->disputed && facts->breath, "breath result disputed"},
+        {BLOOD_ON_CRASH, facts->crash && facts->drinking, "crash after drinking"},
     };
-    db_release(stmt);
+
+    out[0] = '\0';
     for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
         if ((alcohol->blood_on & reasons[i].trigger) && reasons[i].applies) {
             size_t used = strlen(out);
             snprintf(out + used, size - used, "%s%s", used ? "; " : "", reasons[i].reason);
         }
     }
-    return 0;
 }
 
 /* Runs the flag rules on the stop's own drug results. Fills the fired
@@ -1014,9 +1047,11 @@ int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id,
     json_t *evidence = json_array();
     json_t *actions = json_array();
     const char *decision = NULL;
+    struct stop_facts facts;
     int status = -1;
 
-    if (blood_reasons(db, stop_id, alcohol, blood, sizeof(blood)) == 0) {
+    if (read_stop_facts(db, stop_id, &facts) == 0) {
+        blood_reasons(&facts, alcohol, blood, sizeof(blood));
         decision = screen_rules(db, stop_id, rules, fired, evidence);
     }
     if (decision != NULL) {
@@ -1028,7 +1063,7 @@ int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id,
         if (json_array_size(fired) > 0) {
             json_array_append_new(actions, json_string("laboratory specimen required"));
         }
-        if (add_repeat_actions(db, stop_id, actions) == 0) {
+        if (!facts.needs_repeat || add_repeat_actions(db, stop_id, actions) == 0) {
             record_id_new(lab, id);
             status = insert_decision(db, id, stop_id, decision, fired, evidence, actions);
         }

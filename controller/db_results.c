@@ -5,6 +5,7 @@
 #include "controller/log.h"
 #include "controller/timefmt.h"
 
+#include <stdbool.h>
 #include <syslog.h>
 
 /* Stores one result and, when it ends its stop, the stop's decision.
@@ -38,18 +39,22 @@ static int store_one(sqlite3 *db, const struct result_settings *settings, struct
     return ended;
 }
 
+static void log_job_failure(sqlite3 *db, const struct result_job *job)
+{
+    log_msg(LOG_ERR, "%s: test %s: storing the result failed: %s",
+            job->test.instrument[0] ? job->test.instrument : "?", job->test_id, db_errmsg(db));
+}
+
 /* Stores one job inside a savepoint, so that a failure undoes its rows only. */
 static void store_in_savepoint(sqlite3 *db, const struct result_settings *settings,
                                struct result_job *job)
 {
-    job->outcome = -1;
     if (db_exec_sql(db, "SAVEPOINT result") != 0) {
         return;
     }
     job->outcome = store_one(db, settings, job);
     if (job->outcome < 0) {
-        log_msg(LOG_ERR, "%s: test %s: storing the result failed: %s",
-                job->test.instrument[0] ? job->test.instrument : "?", job->test_id, db_errmsg(db));
+        log_job_failure(db, job);
         db_exec_sql(db, "ROLLBACK TO result");
     }
     db_exec_sql(db, "RELEASE result");
@@ -64,21 +69,35 @@ static void log_batch_failure(sqlite3 *db, size_t count, const char *step)
     }
 }
 
-size_t db_results_store(sqlite3 *db, const struct result_settings *settings,
-                        struct result_job *jobs, size_t count)
+static void mark_not_stored(struct result_job *jobs, size_t count)
 {
-    size_t stored = 0;
-
     for (size_t i = 0; i < count; i++) {
         jobs[i].outcome = -1;
-        jobs[i].test.instrument[0] = '\0';
     }
+}
+
+/* Stores the jobs in one transaction and returns the number stored. With
+ * savepoints a failed job rolls back alone. Without them the first failed
+ * job rolls back the whole transaction, and the return is -1. */
+static long store_batch(sqlite3 *db, const struct result_settings *settings,
+                        struct result_job *jobs, size_t count, bool savepoints)
+{
+    long stored = 0;
+
+    mark_not_stored(jobs, count);
     if (db_begin(db) != 0) {
         log_batch_failure(db, count, "BEGIN");
         return 0;
     }
     for (size_t i = 0; i < count && !sqlite3_get_autocommit(db); i++) {
-        store_in_savepoint(db, settings, &jobs[i]);
+        if (savepoints) {
+            store_in_savepoint(db, settings, &jobs[i]);
+        } else if ((jobs[i].outcome = store_one(db, settings, &jobs[i])) < 0) {
+            log_job_failure(db, &jobs[i]);
+            db_rollback(db);
+            mark_not_stored(jobs, count);
+            return -1;
+        }
         stored += jobs[i].outcome >= 0;
     }
     /* After an I/O error or a full disk, SQLite may roll the whole
@@ -87,10 +106,24 @@ size_t db_results_store(sqlite3 *db, const struct result_settings *settings,
     if (sqlite3_get_autocommit(db) || db_commit(db) != 0) {
         log_batch_failure(db, count, "COMMIT");
         db_rollback(db);
-        for (size_t i = 0; i < count; i++) {
-            jobs[i].outcome = -1;
-        }
+        mark_not_stored(jobs, count);
         return 0;
     }
     return stored;
+}
+
+size_t db_results_store(sqlite3 *db, const struct result_settings *settings,
+                        struct result_job *jobs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        jobs[i].test.instrument[0] = '\0';
+    }
+    /* Savepoints cost time on every result, and a result rarely fails, so
+     * the batch goes without them first. When one fails, the others are
+     * stored again, each in a savepoint. */
+    long stored = store_batch(db, settings, jobs, count, false);
+    if (stored < 0 && count > 1) {
+        stored = store_batch(db, settings, jobs, count, true);
+    }
+    return stored < 0 ? 0 : (size_t)stored;
 }

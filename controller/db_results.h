@@ -1,7 +1,8 @@
 /* Group commit of analyzer results. The results of one pass of the event
  * loop are stored in one transaction, so that one fdatasync covers them all.
- * Each result has a savepoint of its own, so a failed one rolls back alone.
- * The caller acknowledges each stored result only after this returns. */
+ * When one of them fails, the batch is stored again with a savepoint for
+ * each result, so that the failed one rolls back alone. The caller
+ * acknowledges each stored result only after this returns. */
 #ifndef TOXLAB_DB_RESULTS_H
 #define TOXLAB_DB_RESULTS_H
 
@@ -30,8 +31,8 @@ struct result_job {
 };
 
 /* Stores the jobs' results with the stops' decisions in one transaction.
- * A job whose result fails to store gets outcome -1 and leaves no rows;
- * when BEGIN or COMMIT fails, every job does. Returns the number stored.
+ * A job whose result fails to store gets outcome -1 and leaves no rows.
+ * When BEGIN or COMMIT fails, every job gets -1. Returns the number stored.
  * Each failure is logged with the test's ID. */
 size_t db_results_store(sqlite3 *db, const struct result_settings *settings,
                         struct result_job *jobs, size_t count);

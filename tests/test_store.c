@@ -128,7 +128,7 @@ static void fixture_jobs(struct fixture *fx)
     }
 }
 
-static size_t store_jobs(struct fixture *fx)
+static size_t store_first_jobs(struct fixture *fx, size_t count)
 {
     struct result_settings settings = {
         .lab = LAB,
@@ -138,7 +138,12 @@ static size_t store_jobs(struct fixture *fx)
         .timezone = "Asia/Shanghai",
     };
 
-    return db_results_store(fx->db, &settings, fx->jobs, JOBS);
+    return db_results_store(fx->db, &settings, fx->jobs, count);
+}
+
+static size_t store_jobs(struct fixture *fx)
+{
+    return store_first_jobs(fx, JOBS);
 }
 
 static void fixture_close(struct fixture *fx)
@@ -185,6 +190,42 @@ START_TEST(batch_stores_each_with_decision)
 }
 END_TEST
 
+static char *stop_actions(sqlite3 *db, const char *stop_id)
+{
+    char *sql = sqlite3_mprintf("SELECT actions FROM decisions WHERE stop_id = %Q", stop_id);
+    sqlite3_stmt *stmt;
+    char *actions = NULL;
+
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        actions = strdup((const char *)sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_free(sql);
+    ck_assert_ptr_nonnull(actions);
+    return actions;
+}
+
+/* An analyte that the threshold set cannot judge gets an action in the
+ * stop's decision. A stop without one gets no action. */
+START_TEST(decision_names_invalid_analyte)
+{
+    struct fixture fx;
+
+    fixture_open(&fx);
+    fixture_jobs(&fx);
+    snprintf(fx.results[0].analytes[1].unit, sizeof(fx.results[0].analytes[1].unit), "furlongs");
+    ck_assert_uint_eq(store_jobs(&fx), JOBS);
+    char *invalid = stop_actions(fx.db, fx.stops[0]);
+    char *valid = stop_actions(fx.db, fx.stops[1]);
+    ck_assert_str_eq(invalid, "[\"cocaine not screened: unit cannot be converted\"]");
+    ck_assert_str_eq(valid, "[]");
+    free(invalid);
+    free(valid);
+    fixture_close(&fx);
+}
+END_TEST
+
 /* The middle result fails after its result row is written: its rows go,
  * the results before and after it stay. */
 START_TEST(failed_result_rolls_back_alone)
@@ -210,14 +251,33 @@ START_TEST(failed_result_rolls_back_alone)
 }
 END_TEST
 
+/* A batch of one has no savepoint: its failure rolls back the transaction. */
+START_TEST(failed_single_result_leaves_nothing)
+{
+    struct fixture fx;
+
+    fixture_open(&fx);
+    fixture_jobs(&fx);
+    exec_ok(fx.db, "CREATE TEMP TRIGGER inject BEFORE INSERT ON main.result_analytes"
+                   " WHEN NEW.value_micro = 666000 BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    fx.results[0].analytes[1].value_micro = FAIL_VALUE;
+    ck_assert_uint_eq(store_first_jobs(&fx, 1), 0);
+    ck_assert_int_eq(fx.jobs[0].outcome, -1);
+    ck_assert(sqlite3_get_autocommit(fx.db));
+    ck_assert_int_eq(count_rows(fx.db, "SELECT count(*) FROM results"), 0);
+    ck_assert(test_in_state(fx.db, fx.tests[0], "running"));
+    fixture_close(&fx);
+}
+END_TEST
+
 static int reject_commit(void *user)
 {
     (void)user;
     return 1;
 }
 
-/* A COMMIT that fails (a commit hook refuses it here; a full disk or an I/O
- * error on a real one) stores nothing, and every job reports it. */
+/* A COMMIT that fails stores nothing, and every job reports it. A commit
+ * hook makes it fail here, as a full disk or an I/O error would. */
 START_TEST(failed_commit_stores_none)
 {
     struct fixture fx;
@@ -390,7 +450,9 @@ int main(void)
 
     setenv("TZ", "Asia/Shanghai", 1);
     tcase_add_test(batch, batch_stores_each_with_decision);
+    tcase_add_test(batch, decision_names_invalid_analyte);
     tcase_add_test(batch, failed_result_rolls_back_alone);
+    tcase_add_test(batch, failed_single_result_leaves_nothing);
     tcase_add_test(batch, failed_commit_stores_none);
     tcase_add_test(batch, hot_queries_use_indexes);
     suite_add_tcase(suite, batch);
