@@ -226,22 +226,79 @@ int audit_install(sqlite3 *db, char *err, size_t err_size)
     return 0;
 }
 
-int audit_request(sqlite3 *db, const char *command, const json_t *args, bool rejected)
+/* A client request's entry, held until a transaction takes it. */
+static struct {
+    enum { REQUEST_NONE, REQUEST_HELD, REQUEST_IN_TRANSACTION } state;
+    bool rejected;
+    char *content;
+} request;
+
+/* Inserts the held request's entry in the current transaction, or in one of
+ * its own when none is open. */
+static int insert_request(sqlite3 *db)
 {
     char sql[4096];
-    char *content = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS);
     sqlite3_stmt *stmt = NULL;
     int rc = SQLITE_ERROR;
 
-    (void)command;
-    entry_insert_sql(sql, sizeof(sql), "NULL", rejected ? "'rejected'" : "'request'", "NULL", "?1");
-    if (content != NULL && sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, content, -1, SQLITE_TRANSIENT);
+    entry_insert_sql(sql, sizeof(sql), "NULL", request.rejected ? "'rejected'" : "'request'",
+                     "NULL", "?1");
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, request.content, -1, SQLITE_STATIC);
         rc = sqlite3_step(stmt);
     }
     sqlite3_finalize(stmt);
-    free(content);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void forget_request(void)
+{
+    free(request.content);
+    request.content = NULL;
+    request.state = REQUEST_NONE;
+}
+
+int audit_request_hold(const json_t *args, bool rejected)
+{
+    forget_request();
+    request.content = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS);
+    if (request.content == NULL) {
+        return -1;
+    }
+    request.rejected = rejected;
+    request.state = REQUEST_HELD;
+    return 0;
+}
+
+int audit_request_join(sqlite3 *db)
+{
+    if (request.state != REQUEST_HELD) {
+        return 0;
+    }
+    if (insert_request(db) != 0) {
+        return -1;
+    }
+    request.state = REQUEST_IN_TRANSACTION;
+    return 0;
+}
+
+void audit_request_committed(void)
+{
+    if (request.state == REQUEST_IN_TRANSACTION) {
+        forget_request();
+    }
+}
+
+int audit_request_flush(sqlite3 *db)
+{
+    /* A transaction that took the entry and ended without a commit (a
+     * rollback, by the command or by SQLite itself) lost it. */
+    if (request.state == REQUEST_IN_TRANSACTION && sqlite3_get_autocommit(db)) {
+        request.state = REQUEST_HELD;
+    }
+    int status = request.state == REQUEST_HELD ? insert_request(db) : 0;
+    forget_request();
+    return status;
 }
 
 int audit_head(sqlite3 *db, long long *seq, char hash[AUDIT_HASH_HEX])

@@ -19,9 +19,17 @@ int audit_install(sqlite3 *db, char *err, size_t err_size);
  * roles and the command; toxlabd's own uid and "toxlabd" between requests. */
 void audit_set_actor(unsigned uid, const char *roles, const char *command);
 
-/* Records a client request with its arguments; `rejected` marks one that
- * was refused. */
-int audit_request(sqlite3 *db, const char *command, const json_t *args, bool rejected);
+/* Holds the entry of a client request with its arguments (`rejected` marks
+ * one that was refused) until the command's first transaction begins, so
+ * that the entry commits with the command's changes under one fdatasync.
+ * audit_request_flush writes it when no committed transaction took it. */
+int audit_request_hold(const json_t *args, bool rejected);
+int audit_request_flush(sqlite3 *db);
+
+/* Called by db_begin after BEGIN to put a held entry in the transaction,
+ * and by db_commit after COMMIT, which makes it stored. */
+int audit_request_join(sqlite3 *db);
+void audit_request_committed(void);
 
 /* The outcome of a verification. */
 struct audit_report {

@@ -177,9 +177,9 @@ static json_t *forbidden(const struct request *req, const char *cmd, unsigned al
     return req_fail(req, PROTO_FORBIDDEN, "%s needs the role %s; you hold %s", cmd, needed, held);
 }
 
-/* Records the request in the audit log, unless it is a routine read that
- * was allowed, and makes the changes it causes carry the client's uid,
- * roles and command. */
+/* Holds the request's audit entry, unless it is a routine read that was
+ * allowed, and makes the changes it causes carry the client's uid, roles
+ * and command. The entry joins the command's first transaction. */
 static void begin_audit(const struct request *req, bool allowed, bool routine)
 {
     char roles[80];
@@ -189,17 +189,22 @@ static void begin_audit(const struct request *req, bool allowed, bool routine)
     if (routine && allowed) {
         return;
     }
-    if (audit_request(req->daemon->db, req->cmd, req->args, !allowed) != 0) {
-        log_msg(LOG_ERR, "recording %s of uid %u in the audit log failed: %s", req->cmd,
-                (unsigned)req->client->uid, db_errmsg(req->daemon->db));
+    if (audit_request_hold(req->args, !allowed) != 0) {
+        log_msg(LOG_ERR, "recording %s of uid %u in the audit log failed: out of memory", req->cmd,
+                (unsigned)req->client->uid);
     }
 }
 
-/* Changes after the request are toxlabd's own again (results from the lines). */
-static void end_audit(struct daemon *daemon)
+/* Writes the request's entry if no committed transaction took it; changes
+ * after the request are toxlabd's own again (results from the lines). */
+static void end_audit(const struct request *req)
 {
+    if (audit_request_flush(req->daemon->db) != 0) {
+        log_msg(LOG_ERR, "recording %s of uid %u in the audit log failed: %s", req->cmd,
+                (unsigned)req->client->uid, db_errmsg(req->daemon->db));
+    }
     audit_set_actor((unsigned)getuid(), "daemon", "toxlabd");
-    audit_log_head(daemon);
+    audit_log_head(req->daemon);
 }
 
 json_t *command_dispatch(struct daemon *daemon, struct client *client, json_int_t id,
@@ -216,14 +221,14 @@ json_t *command_dispatch(struct daemon *daemon, struct client *client, json_int_
         bool allowed = (client->roles & commands[i].roles) != 0;
         begin_audit(&req, allowed, commands[i].routine);
         if (!allowed) {
-            end_audit(daemon);
+            end_audit(&req);
             return forbidden(&req, cmd, commands[i].roles);
         }
         json_t *response = check_args(&req, cmd, commands[i].args);
         if (response == NULL) {
             response = commands[i].run(&req);
         }
-        end_audit(daemon);
+        end_audit(&req);
         if (response != NULL && (client->roles & SEES_FULL_IDS) == 0) {
             mask_subjects(response);
         }

@@ -332,7 +332,15 @@ void db_close(sqlite3 *db)
 
 int db_begin(sqlite3 *db)
 {
-    return db_exec_sql(db, "BEGIN IMMEDIATE");
+    if (db_exec_sql(db, "BEGIN IMMEDIATE") != 0) {
+        return -1;
+    }
+    if (audit_request_join(db) != 0) {
+        log_msg(LOG_ERR, "writing the request's audit entry failed: %s", sqlite3_errmsg(db));
+        db_rollback(db);
+        return -1;
+    }
+    return 0;
 }
 
 int db_commit(sqlite3 *db)
@@ -342,6 +350,7 @@ int db_commit(sqlite3 *db)
     if (db_exec_sql(db, "COMMIT") != 0) {
         return -1;
     }
+    audit_request_committed();
     /* The crash test counts these lines to kill the daemon after its Nth commit. */
     log_msg(LOG_DEBUG, "database commit %llu", ++commits);
     return 0;

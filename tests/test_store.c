@@ -1,9 +1,12 @@
-/* Group commit of analyzer results (controller/db_results.c) on a real
- * SQLite file: a result that fails rolls back alone, and a failed COMMIT
- * reports every result of the batch as not stored. Faults are injected
+/* Transactions on a real SQLite file: group commit of analyzer results
+ * (controller/db_results.c), where a result that fails rolls back alone
+ * and a failed COMMIT reports every result of the batch as not stored, the
+ * query plans of the statements used on every result, and a request's
+ * audit entry committed with the command's changes. Faults are injected
  * with a TEMP trigger and a commit hook, which live only in the test's
  * connection. */
 #define _GNU_SOURCE
+#include "controller/audit.h"
 #include "controller/config.h"
 #include "controller/db.h"
 #include "controller/db_licence.h"
@@ -297,6 +300,66 @@ START_TEST(failed_commit_stores_none)
 }
 END_TEST
 
+static int count_commit(void *user)
+{
+    (*(int *)user)++;
+    return 0;
+}
+
+static long long request_entries(sqlite3 *db)
+{
+    return count_rows(db, "SELECT count(*) FROM audit WHERE action = 'request'");
+}
+
+/* A request's audit entry commits with the command's changes: one COMMIT,
+ * so one fdatasync, for both. */
+START_TEST(request_entry_joins_transaction)
+{
+    struct fixture fx;
+    int commits = 0;
+    json_t *args = json_pack("{ss}", "stop", "S-1");
+
+    fixture_open(&fx);
+    sqlite3_commit_hook(fx.db, count_commit, &commits);
+    ck_assert_int_eq(audit_request_hold(args, false), 0);
+    ck_assert_int_eq(db_begin(fx.db), 0);
+    ck_assert_int_eq(db_stop_note_add(fx.db, fx.stops[0], "dispute", 0), 0);
+    ck_assert_int_eq(db_commit(fx.db), 0);
+    ck_assert_int_eq(audit_request_flush(fx.db), 0);
+    sqlite3_commit_hook(fx.db, NULL, NULL);
+    ck_assert_int_eq(commits, 1);
+    ck_assert_int_eq(request_entries(fx.db), 1);
+    json_decref(args);
+    fixture_close(&fx);
+}
+END_TEST
+
+/* A command whose transaction rolls back still leaves its request entry,
+ * and one that begins no transaction gets it written alone. */
+START_TEST(request_entry_outlives_rollback)
+{
+    struct fixture fx;
+    json_t *args = json_pack("{ss}", "stop", "S-1");
+
+    fixture_open(&fx);
+    ck_assert_int_eq(audit_request_hold(args, false), 0);
+    ck_assert_int_eq(db_begin(fx.db), 0);
+    ck_assert_int_eq(db_stop_note_add(fx.db, fx.stops[0], "dispute", 0), 0);
+    db_rollback(fx.db);
+    ck_assert_int_eq(audit_request_flush(fx.db), 0);
+    ck_assert_int_eq(request_entries(fx.db), 1);
+    ck_assert_int_eq(count_rows(fx.db, "SELECT count(*) FROM stop_notes"), 0);
+
+    ck_assert_int_eq(audit_request_hold(args, true), 0);
+    ck_assert_int_eq(audit_request_flush(fx.db), 0);
+    ck_assert_int_eq(count_rows(fx.db, "SELECT count(*) FROM audit WHERE action = 'rejected'"), 1);
+    ck_assert_int_eq(audit_request_flush(fx.db), 0);
+    ck_assert_int_eq(request_entries(fx.db), 1);
+    json_decref(args);
+    fixture_close(&fx);
+}
+END_TEST
+
 /* Tables that stay a few rows long, which a query may read whole. */
 static bool small_table(const char *name)
 {
@@ -455,6 +518,8 @@ int main(void)
     tcase_add_test(batch, failed_single_result_leaves_nothing);
     tcase_add_test(batch, failed_commit_stores_none);
     tcase_add_test(batch, hot_queries_use_indexes);
+    tcase_add_test(batch, request_entry_joins_transaction);
+    tcase_add_test(batch, request_entry_outlives_rollback);
     suite_add_tcase(suite, batch);
 
     SRunner *runner = srunner_create(suite);
