@@ -381,7 +381,7 @@ static double time_in_process(const char *database, long count)
     return rate;
 }
 
-/* Reports whether the daemon on socket knows licence.check. */
+/* Reports whether the daemon on socket has the licence.check command. */
 static bool has_licence_check(const char *socket)
 {
     struct client client;

@@ -1,12 +1,12 @@
 /* B4: results committed per second through the daemon's storage path,
  * with 1, 4 and 16 concurrent sources. The daemon's event loop stores the
- * results of one pass over the line events in one transaction
- * (db_results_store in controller/db_results.c: the test, the result with
- * its analytes, the test's state and the stop's decision, each result in a
- * savepoint) and acknowledges them after the COMMIT. This program calls
- * db_results_store with k results for k sources. The reference inserts the
- * same rows with plain SQL, k results in one transaction. Both files use
- * WAL with synchronous=FULL, in one folder on the same disk. */
+ * results of one pass over the line events in one transaction, with
+ * db_results_store in controller/db_results.c: the test, the result with
+ * its analytes, the test's state and the stop's decision. It acknowledges
+ * them after the COMMIT. This program calls db_results_store with k
+ * results for k sources. The reference inserts the same rows with plain
+ * SQL, k results in one transaction. Both files use WAL with
+ * synchronous=FULL, in one folder on the same disk. */
 #define _GNU_SOURCE
 #include "bench/benchlib.h"
 #include "controller/config.h"

@@ -304,9 +304,12 @@ int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size
     sqlite3_extended_result_codes(*db, 1);
     err[0] = '\0';
     /* temp_store=MEMORY keeps the statement and savepoint journals (a few
-     * pages a result) in memory rather than in files under /var/tmp. */
+     * pages a result) in memory rather than in files under /var/tmp. The
+     * page cache is capped at 1 MiB, half SQLite's default, which bounds the
+     * daemon's memory (docs/benchmarks.md, B6). */
     if (db_exec_sql(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                         " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;") != 0 ||
+                         " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
+                         " PRAGMA cache_size=-1024;") != 0 ||
         check_schema_version(*db, err, err_size) != 0 || db_exec_sql(*db, schema) != 0 ||
         db_exec_sql(*db, schema_version_sql) != 0 || add_append_only_triggers(*db) != 0 ||
         db_hair_schema(*db) != 0 || audit_install(*db, err, err_size) != 0) {
@@ -910,7 +913,7 @@ static int add_repeat_actions(sqlite3 *db, const char *stop_id, json_t *actions)
     return append_actions(db, invalid_analytes, stop_id, not_screened, actions);
 }
 
-/* What the stop's decision needs to know beyond its drug results. */
+/* Facts about a stop, beyond its drug results, that its decision needs. */
 struct stop_facts {
     bool drunk;        /* a breath result in the drunk-driving band */
     bool refused;      /* a refused breath test */

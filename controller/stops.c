@@ -670,7 +670,8 @@ static void result_job_init(struct result_job *job, const struct instrument *ins
 }
 
 /* Results of one pass over the line events, stored in one transaction. An
- * instrument has at most one result in a batch, so it holds one for each. */
+ * instrument has at most one result in a batch, so the arrays have a slot
+ * for each instrument. */
 struct result_batch {
     struct result_job jobs[CONFIG_MAX_INSTRUMENTS];
     struct instrument *insts[CONFIG_MAX_INSTRUMENTS];
@@ -678,7 +679,7 @@ struct result_batch {
     size_t count;
 };
 
-/* Acknowledges a stored result, or asks for it again when it was not stored. */
+/* Acknowledges a stored result, or requests it again when it was not stored. */
 static void settle_result(struct daemon *daemon, struct instrument *inst,
                           const struct result_job *job)
 {
