@@ -178,11 +178,23 @@ void db_bind_texts(sqlite3_stmt *stmt, int count, const char *const *values)
 }
 
 /* Steps a statement that returns no rows, then resets it for reuse. */
+/* Set from db_begin until db_commit or db_rollback. */
+static bool transaction_open;
+
 int db_run_stmt(sqlite3 *db, sqlite3_stmt *stmt)
 {
     int rc;
 
     if (stmt == NULL) {
+        return -1;
+    }
+    /* After an I/O error, a full disk or a failed allocation, SQLite may roll
+     * the whole transaction back, even on a read whose error went unchecked.
+     * A write after that would commit on its own, so none is run. */
+    if (transaction_open && sqlite3_get_autocommit(db)) {
+        db_release(stmt);
+        log_msg(LOG_ERR, "SQL statement not run: SQLite rolled the transaction back after an "
+                         "earlier error");
         return -1;
     }
     rc = sqlite3_step(stmt);
@@ -338,6 +350,7 @@ int db_begin(sqlite3 *db)
     if (db_exec_sql(db, "BEGIN IMMEDIATE") != 0) {
         return -1;
     }
+    transaction_open = true;
     if (audit_request_join(db) != 0) {
         log_msg(LOG_ERR, "writing the request's audit entry failed: %s", sqlite3_errmsg(db));
         db_rollback(db);
@@ -353,6 +366,7 @@ int db_commit(sqlite3 *db)
     if (db_exec_sql(db, "COMMIT") != 0) {
         return -1;
     }
+    transaction_open = false;
     audit_request_committed();
     /* The crash test counts these lines to kill the daemon after its Nth commit. */
     log_msg(LOG_DEBUG, "database commit %llu", ++commits);
@@ -364,6 +378,7 @@ void db_rollback(sqlite3 *db)
     if (!sqlite3_get_autocommit(db)) {
         db_exec_sql(db, "ROLLBACK");
     }
+    transaction_open = false;
 }
 
 /* Runs a query with text arguments whose first column is an ID; returns 1

@@ -184,6 +184,8 @@ json_t *db_licence_json(sqlite3 *db, const char *id)
     return first_of(collect(db, licence_columns, "id = ?1", id, licence_row_json));
 }
 
+/* TODO: a failed step ends the list early without an error, so a decision
+ * could rest on part of a result's analytes. */
 static json_t *analyte_outcomes(sqlite3 *db, const char *result_id)
 {
     static const char sql[] = "SELECT analyte, outcome, value_text, unit FROM result_analytes"

@@ -45,19 +45,23 @@ static void log_job_failure(sqlite3 *db, const struct result_job *job)
             job->test.instrument[0] ? job->test.instrument : "?", job->test_id, db_errmsg(db));
 }
 
-/* Stores one job inside a savepoint, so that a failure undoes its rows only. */
-static void store_in_savepoint(sqlite3 *db, const struct result_settings *settings,
-                               struct result_job *job)
+/* Stores one job inside a savepoint, so that a failure undoes its rows
+ * only. Returns -1 when the savepoint could not be undone, which leaves the
+ * failed job's rows in the transaction. */
+static int store_in_savepoint(sqlite3 *db, const struct result_settings *settings,
+                              struct result_job *job)
 {
     if (db_exec_sql(db, "SAVEPOINT result") != 0) {
-        return;
+        return -1;
     }
     job->outcome = store_one(db, settings, job);
     if (job->outcome < 0) {
         log_job_failure(db, job);
-        db_exec_sql(db, "ROLLBACK TO result");
+        if (db_exec_sql(db, "ROLLBACK TO result") != 0) {
+            return -1;
+        }
     }
-    db_exec_sql(db, "RELEASE result");
+    return db_exec_sql(db, "RELEASE result");
 }
 
 static void log_batch_failure(sqlite3 *db, size_t count, const char *step)
@@ -89,9 +93,10 @@ static long store_batch(sqlite3 *db, const struct result_settings *settings,
         log_batch_failure(db, count, "BEGIN");
         return 0;
     }
-    for (size_t i = 0; i < count && !sqlite3_get_autocommit(db); i++) {
+    bool stuck = false; /* a failed job's savepoint could not be undone */
+    for (size_t i = 0; i < count && !stuck && !sqlite3_get_autocommit(db); i++) {
         if (savepoints) {
-            store_in_savepoint(db, settings, &jobs[i]);
+            stuck = store_in_savepoint(db, settings, &jobs[i]) != 0;
         } else if ((jobs[i].outcome = store_one(db, settings, &jobs[i])) < 0) {
             log_job_failure(db, &jobs[i]);
             db_rollback(db);
@@ -102,9 +107,14 @@ static long store_batch(sqlite3 *db, const struct result_settings *settings,
     }
     /* After an I/O error or a full disk, SQLite may roll the whole
      * transaction back. A later SAVEPOINT would then commit on its own, so
-     * the loop stops and the batch counts as failed. */
-    if (sqlite3_get_autocommit(db) || db_commit(db) != 0) {
-        log_batch_failure(db, count, "COMMIT");
+     * the loop stops and the batch counts as failed, as it does when a
+     * savepoint could not be undone. */
+    bool lost = sqlite3_get_autocommit(db);
+    if (lost || stuck || db_commit(db) != 0) {
+        log_batch_failure(db, count,
+                          lost    ? "a statement, after which SQLite rolled the transaction back"
+                          : stuck ? "ROLLBACK TO"
+                                  : "COMMIT");
         db_rollback(db);
         mark_not_stored(jobs, count);
         return 0;

@@ -1,10 +1,10 @@
-/* Transactions on a real SQLite file: group commit of analyzer results
- * (controller/db_results.c), where a result that fails rolls back alone
- * and a failed COMMIT reports every result of the batch as not stored, the
- * query plans of the statements used on every result, and a request's
- * audit entry committed with the command's changes. Faults are injected
- * with a TEMP trigger and a commit hook, which live only in the test's
- * connection. */
+/* Transactions on a real SQLite file. Group commit of analyzer results
+ * (controller/db_results.c): a result that fails rolls back alone, and a
+ * failed COMMIT or a transaction SQLite rolled back reports every result of
+ * the batch as not stored. Also the query plans of the statements used on
+ * every result, and a request's audit entry committed with the command's
+ * changes. Faults are injected with TEMP triggers, a TEMP view and a commit
+ * hook, which live only in the test's connection. */
 #define _GNU_SOURCE
 #include "controller/audit.h"
 #include "controller/config.h"
@@ -273,6 +273,79 @@ START_TEST(failed_single_result_leaves_nothing)
 }
 END_TEST
 
+static int read_faults;
+
+/* Fails its first two calls with SQLITE_IOERR_READ, as reads from a
+ * failing disk would, one for the batch and one for its retry with
+ * savepoints, and returns its argument after that. */
+static void fail_first_reads(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (read_faults++ < 2) {
+        sqlite3_result_error_code(context, SQLITE_IOERR_READ);
+        return;
+    }
+    sqlite3_result_value(context, argv[0]);
+}
+
+/* An I/O error on a read whose error the code does not check (the
+ * specimen's collection date) makes SQLite roll the whole transaction back.
+ * No write may follow in autocommit mode: nothing is stored, every job
+ * reports it, and the same results store whole when read again. */
+START_TEST(read_error_stores_nothing)
+{
+    struct fixture fx;
+
+    fixture_open(&fx);
+    fixture_jobs(&fx);
+    read_faults = 0;
+    ck_assert_int_eq(sqlite3_create_function(fx.db, "fail_first_reads", 1, SQLITE_UTF8, NULL,
+                                             fail_first_reads, NULL, NULL),
+                     SQLITE_OK);
+    exec_ok(fx.db, "CREATE TEMP VIEW specimens AS SELECT id, barcode, subject_id, stop_id,"
+                   " matrix, collected, fail_first_reads(collected_date) AS collected_date,"
+                   " created FROM main.specimens");
+    ck_assert_uint_eq(store_jobs(&fx), 0);
+    for (int i = 0; i < JOBS; i++) {
+        ck_assert_int_eq(fx.jobs[i].outcome, -1);
+        ck_assert_int_eq(results_of_test(fx.db, fx.tests[i]), 0);
+        ck_assert(test_in_state(fx.db, fx.tests[i], "running"));
+    }
+    ck_assert_uint_eq(store_jobs(&fx), JOBS);
+    ck_assert_int_eq(count_rows(fx.db, "SELECT count(*) FROM results"), JOBS);
+    fixture_close(&fx);
+}
+END_TEST
+
+/* Two tests of one stop in one batch: the job that ends the stop decides
+ * on both results, including the one stored earlier in the batch. */
+START_TEST(same_stop_in_one_batch)
+{
+    struct fixture fx;
+    char specimen[RECORD_ID_SIZE], second[RECORD_ID_SIZE];
+
+    fixture_open(&fx);
+    fixture_jobs(&fx);
+    ck_assert_int_eq(db_begin(fx.db), 0);
+    ck_assert_int_eq(db_specimen_add(fx.db, LAB, fx.subject, "OF-STORE-X", "oral-fluid",
+                                     fx.stops[0], time_realtime_ms(), specimen),
+                     0);
+    ck_assert_int_eq(db_test_create(fx.db, LAB, fx.stops[0], "saliva-2", specimen, 99, second), 0);
+    ck_assert_int_eq(db_test_set_state(fx.db, second, "running", NULL), 0);
+    ck_assert_int_eq(db_commit(fx.db), 0);
+    snprintf(fx.results[0].analytes[1].unit, sizeof(fx.results[0].analytes[1].unit), "furlongs");
+    fx.jobs[1].test_id = second;
+    ck_assert_uint_eq(store_first_jobs(&fx, 2), 2);
+    ck_assert_int_eq(fx.jobs[0].outcome, 0);
+    ck_assert_int_eq(fx.jobs[1].outcome, 1);
+    ck_assert_int_eq(count_rows(fx.db, "SELECT count(*) FROM decisions"), 1);
+    char *actions = stop_actions(fx.db, fx.stops[0]);
+    ck_assert_str_eq(actions, "[\"cocaine not screened: unit cannot be converted\"]");
+    free(actions);
+    fixture_close(&fx);
+}
+END_TEST
+
 static int reject_commit(void *user)
 {
     (void)user;
@@ -517,6 +590,8 @@ int main(void)
     tcase_add_test(batch, failed_result_rolls_back_alone);
     tcase_add_test(batch, failed_single_result_leaves_nothing);
     tcase_add_test(batch, failed_commit_stores_none);
+    tcase_add_test(batch, read_error_stores_nothing);
+    tcase_add_test(batch, same_stop_in_one_batch);
     tcase_add_test(batch, hot_queries_use_indexes);
     tcase_add_test(batch, request_entry_joins_transaction);
     tcase_add_test(batch, request_entry_outlives_rollback);
