@@ -1,5 +1,6 @@
 #include "controller/config.h"
 
+#include "controller/db.h"
 #include "protocol/decimal.h"
 #include "version.h"
 
@@ -46,6 +47,7 @@ void config_defaults(struct config *config)
     snprintf(config->alcohol.blood_source, sizeof(config->alcohol.blood_source),
              "MPS Order 157 Art. 36 (toxlab's reading)");
     config->busy_timeout_ms = 5000;
+    config->cache_kb = DB_CACHE_KB;
     snprintf(config->backup_folder, sizeof(config->backup_folder), "/var/lib/toxlab/backups");
     config->audit_head_every = 1000;
 }
@@ -148,6 +150,9 @@ static int set_daemon_key(struct config *config, const char *key, const char *va
     }
     if (strcmp(key, "max_database_kb") == 0) {
         return parse_int(value, 0, 1 << 30, &config->max_database_kb);
+    }
+    if (strcmp(key, "cache_kb") == 0) {
+        return parse_int(value, 64, 1 << 20, &config->cache_kb);
     }
     return -2;
 }

@@ -74,6 +74,7 @@ struct config {
     char backup_folder[PATH_MAX];
     int audit_head_every; /* log the audit chain's head every this many entries */
     int max_database_kb;  /* size limit of the database in KiB, 0 for none */
+    int cache_kb;         /* SQLite's page cache for the connection, in KiB */
     struct alcohol_config alcohol;
     /* [roles]: the groups of each role, as written; roles_set marks the
      * roles the file or -o named (the others keep their default group). */

@@ -316,15 +316,13 @@ int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size
     sqlite3_extended_result_codes(*db, 1);
     err[0] = '\0';
     /* temp_store=MEMORY keeps the statement and savepoint journals (a few
-     * pages a result) in memory rather than in files under /var/tmp. The
-     * page cache is capped at 1 MiB, half SQLite's default, which bounds the
-     * daemon's memory (docs/benchmarks.md, B6). */
+     * pages a result) in memory rather than in files under /var/tmp. */
     if (db_exec_sql(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                         " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
-                         " PRAGMA cache_size=-1024;") != 0 ||
-        check_schema_version(*db, err, err_size) != 0 || db_exec_sql(*db, schema) != 0 ||
-        db_exec_sql(*db, schema_version_sql) != 0 || add_append_only_triggers(*db) != 0 ||
-        db_hair_schema(*db) != 0 || audit_install(*db, err, err_size) != 0) {
+                         " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;") != 0 ||
+        db_set_cache_kb(*db, DB_CACHE_KB) != 0 || check_schema_version(*db, err, err_size) != 0 ||
+        db_exec_sql(*db, schema) != 0 || db_exec_sql(*db, schema_version_sql) != 0 ||
+        add_append_only_triggers(*db) != 0 || db_hair_schema(*db) != 0 ||
+        audit_install(*db, err, err_size) != 0) {
         char reason[300];
         snprintf(reason, sizeof(reason), "%s", err[0] ? err : sqlite3_errmsg(*db));
         snprintf(err, err_size, "%s: cannot set up the database: %s", path, reason);
@@ -333,6 +331,14 @@ int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size
         return -1;
     }
     return 0;
+}
+
+int db_set_cache_kb(sqlite3 *db, int kib)
+{
+    char sql[64];
+
+    snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", kib);
+    return db_exec_sql(db, sql);
 }
 
 void db_close(sqlite3 *db)

@@ -51,7 +51,13 @@ struct result_context {
  * before, and a test on a database that version made. */
 #define DB_SCHEMA_VERSION 1
 
+/* SQLite's page cache for a connection in KiB, the default of
+ * daemon.cache_kb. It is half SQLite's default, which keeps the daemon's
+ * memory within its target (docs/benchmarks.md, B6). */
+#define DB_CACHE_KB 1024
+
 int db_open(const char *path, int busy_timeout_ms, sqlite3 **db, char *err, size_t err_size);
+int db_set_cache_kb(sqlite3 *db, int kib);
 void db_close(sqlite3 *db);
 int db_begin(sqlite3 *db);
 int db_commit(sqlite3 *db);

@@ -43,6 +43,7 @@ static void reload_daemon_keys(struct config *current, const struct config *fres
     log_number_change("daemon.max_clients", current->max_clients, fresh->max_clients);
     log_number_change("daemon.busy_timeout_ms", current->busy_timeout_ms, fresh->busy_timeout_ms);
     log_number_change("daemon.max_database_kb", current->max_database_kb, fresh->max_database_kb);
+    log_number_change("daemon.cache_kb", current->cache_kb, fresh->cache_kb);
     snprintf(current->thresholds, sizeof(current->thresholds), "%s", fresh->thresholds);
     snprintf(current->rules, sizeof(current->rules), "%s", fresh->rules);
     snprintf(current->timezone, sizeof(current->timezone), "%s", fresh->timezone);
@@ -50,6 +51,7 @@ static void reload_daemon_keys(struct config *current, const struct config *fres
     server_fit_clients(current);
     current->busy_timeout_ms = fresh->busy_timeout_ms;
     current->max_database_kb = fresh->max_database_kb;
+    current->cache_kb = fresh->cache_kb;
 }
 
 static void reload_alcohol(struct config *current, const struct config *fresh)

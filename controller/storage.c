@@ -1,9 +1,11 @@
 /* Room in the database for new tests: daemon.max_database_kb as SQLite's
- * max_page_count, and the check that test.start makes before it writes
- * anything, so that a full disk rejects new tests instead of starting
- * tests whose results could not be stored. */
+ * max_page_count (and daemon.cache_kb as its page cache), and the check that test.start makes
+ * before it writes anything, so that a full disk rejects new tests instead of starting tests whose
+ * results could not be stored. */
 #define _GNU_SOURCE
 #include "controller/storage.h"
+
+#include "controller/db.h"
 
 #include <limits.h>
 #include <sqlite3.h>
@@ -48,6 +50,9 @@ void storage_apply_limit(struct daemon *daemon)
     if (daemon->config.max_database_kb > 0) {
         log_msg(LOG_NOTICE, "database size limited to %lld KiB (%lld pages of %lld bytes)",
                 pages * page_size / 1024, pages, page_size);
+    }
+    if (db_set_cache_kb(daemon->db, daemon->config.cache_kb) == 0) {
+        log_msg(LOG_INFO, "SQLite page cache: %d KiB", daemon->config.cache_kb);
     }
 }
 

@@ -16,8 +16,8 @@
 #define STORAGE_DISK_ROOM (8 * 1024 * 1024)
 
 /* Sets SQLite's max_page_count from daemon.max_database_kb, or back to
- * SQLite's default when it is 0. Writes past the limit fail with
- * SQLITE_FULL, as on a full disk. */
+ * SQLite's default when it is 0, and the page cache from daemon.cache_kb.
+ * Writes past the limit fail with SQLITE_FULL, as on a full disk. */
 void storage_apply_limit(struct daemon *daemon);
 
 /* Checks that the database and its disk have room for a new test. Returns

@@ -735,11 +735,14 @@ START_TEST(config_reads_keys)
     struct config config;
     char err[768];
     char *path = write_config("[daemon]\nlab_id = VAN07\nsocket = /tmp/x.sock\n\n"
+                              "cache_kb = 4096\n"
                               "[instrument.saliva-1]\ndriver = saliva\ndevice = /dev/pts/9\n"
                               "response_timeout_ms = 250\nparity = N\n");
 
     config_defaults(&config);
+    ck_assert_int_eq(config.cache_kb, 1024);
     ck_assert_msg(config_load(&config, path, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(config.cache_kb, 4096);
     ck_assert_str_eq(config.lab_id, "VAN07");
     ck_assert_uint_eq(config.instrument_count, 1);
     ck_assert_int_eq(config.instruments[0].response_timeout_ms, 250);
