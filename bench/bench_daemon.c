@@ -418,6 +418,8 @@ static void print_b5_clients(int processes, struct b5_clients *figures, int runs
 /* Each run starts toxlabd on the database, times the checks from one and
  * from two client processes, stops it, and times the same steps in-process
  * on the file, so that each run's ratio compares figures taken together. */
+/* TODO: the checks record their decisions in the generated database, which
+ * bench/run keeps for later runs, so it grows by about 2 GB a run. */
 static void run_b5(const char *database, int runs, bool smoke)
 {
     struct daemon_rig rig;
