@@ -793,22 +793,17 @@ static int insert_result_row(sqlite3 *db, const char *id, const struct test_row 
     return db_run_stmt(db, stmt);
 }
 
-static int insert_analyte(sqlite3 *db, const char *result_id, int position,
+/* Inserts one analyte with stmt, the insert that db_result_analytes_store
+ * prepared once for all of a result's analytes. Every parameter is bound
+ * again, because the statement keeps the previous analyte's bindings. */
+static int insert_analyte(sqlite3 *db, sqlite3_stmt *stmt, const char *result_id, int position,
                           const struct driver_analyte *analyte,
                           const struct interpretation *verdict)
 {
     char value_text[32];
-    sqlite3_stmt *stmt;
     const struct threshold_row *row = verdict->row;
 
     decimal_format(analyte->value_micro, 3, value_text, sizeof(value_text));
-    stmt = db_prepare(db, "INSERT INTO result_analytes (result_id, analyte, value_text, unit,"
-                          " outcome, reason, cutoff_text, cutoff_unit, threshold_source, position,"
-                          " value_micro, over_range, under_range, threshold_line)"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
-    if (stmt == NULL) {
-        return -1;
-    }
     const char *args[] = {result_id,
                           analyte->analyte,
                           value_text,
@@ -825,6 +820,8 @@ static int insert_analyte(sqlite3 *db, const char *result_id, int position,
     sqlite3_bind_int(stmt, 13, analyte->under_range);
     if (row) {
         sqlite3_bind_int(stmt, 14, row->line);
+    } else {
+        sqlite3_bind_null(stmt, 14);
     }
     return db_run_stmt(db, stmt);
 }
@@ -834,6 +831,15 @@ int db_result_analytes_store(sqlite3 *db, const char *result_id, const char *mat
                              const char *panel_invalid, const struct threshold_set *thresholds,
                              int collection_date)
 {
+    sqlite3_stmt *stmt =
+        db_prepare(db, "INSERT INTO result_analytes (result_id, analyte, value_text, unit,"
+                       " outcome, reason, cutoff_text, cutoff_unit, threshold_source, position,"
+                       " value_micro, over_range, under_range, threshold_line)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+
+    if (stmt == NULL) {
+        return -1;
+    }
     for (size_t i = 0; i < count; i++) {
         const struct driver_analyte *analyte = &analytes[i];
         struct reading_in in = {
@@ -849,7 +855,7 @@ int db_result_analytes_store(sqlite3 *db, const char *result_id, const char *mat
         };
         struct interpretation verdict;
         interpret_reading(thresholds, &in, &verdict);
-        if (insert_analyte(db, result_id, (int)i, analyte, &verdict) != 0) {
+        if (insert_analyte(db, stmt, result_id, (int)i, analyte, &verdict) != 0) {
             return -1;
         }
     }
