@@ -177,10 +177,10 @@ void db_bind_texts(sqlite3_stmt *stmt, int count, const char *const *values)
     }
 }
 
-/* Steps a statement that returns no rows, then resets it for reuse. */
 /* Set from db_begin until db_commit or db_rollback. */
 static bool transaction_open;
 
+/* Steps a statement that returns no rows, then resets it for reuse. */
 int db_run_stmt(sqlite3 *db, sqlite3_stmt *stmt)
 {
     int rc;
@@ -1111,6 +1111,17 @@ int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id,
     json_decref(evidence);
     json_decref(actions);
     return status;
+}
+
+int db_stop_decide_if_ended(sqlite3 *db, const char *lab, const char *stop_id,
+                            const struct alcohol_config *alcohol, const struct rule_set *rules)
+{
+    int ended = db_stop_ended(db, stop_id);
+
+    if (ended <= 0) {
+        return ended;
+    }
+    return db_stop_decide(db, lab, stop_id, alcohol, rules) == 0 ? 1 : -1;
 }
 
 /* Sets key to the text of a column, omitting it when the column is NULL. */

@@ -128,6 +128,12 @@ int db_specimen_collection_date(sqlite3 *db, const char *specimen_id);
 int db_stop_decide(sqlite3 *db, const char *lab, const char *stop_id,
                    const struct alcohol_config *alcohol, const struct rule_set *rules);
 
+/* Decides the stop with db_stop_decide when none of its tests is open.
+ * Returns 1 when it decided, 0 when tests are still open, -1 on a storage
+ * error. Run inside a transaction. */
+int db_stop_decide_if_ended(sqlite3 *db, const char *lab, const char *stop_id,
+                            const struct alcohol_config *alcohol, const struct rule_set *rules);
+
 /* Records a dispute or crash note on a stop. */
 int db_stop_note_add(sqlite3 *db, const char *stop_id, const char *kind, unsigned uid);
 

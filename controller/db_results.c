@@ -31,12 +31,8 @@ static int store_one(sqlite3 *db, const struct result_settings *settings, struct
         0) {
         return -1;
     }
-    int ended = db_stop_ended(db, job->test.stop_id);
-    if (ended == 1 && db_stop_decide(db, settings->lab, job->test.stop_id, settings->alcohol,
-                                     settings->rules) != 0) {
-        return -1;
-    }
-    return ended;
+    return db_stop_decide_if_ended(db, settings->lab, job->test.stop_id, settings->alcohol,
+                                   settings->rules);
 }
 
 static void log_job_failure(sqlite3 *db, const struct result_job *job)

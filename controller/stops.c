@@ -602,15 +602,8 @@ static void publish_stop_ended(struct daemon *daemon, const char *stop_id)
  * 0 when tests are still open, -1 on a storage error. */
 static int decide_if_ended(struct daemon *daemon, const char *stop_id)
 {
-    int ended = db_stop_ended(daemon->db, stop_id);
-
-    if (ended <= 0) {
-        return ended;
-    }
-    return db_stop_decide(daemon->db, daemon->config.lab_id, stop_id, &daemon->config.alcohol,
-                          &daemon->rules) == 0
-               ? 1
-               : -1;
+    return db_stop_decide_if_ended(daemon->db, daemon->config.lab_id, stop_id,
+                                   &daemon->config.alcohol, &daemon->rules);
 }
 
 /* Frees the instrument and sends the watchers their events. The rows are stored already. */
